@@ -1,0 +1,427 @@
+"""The data contract (model/config/schema.json) shared by training and serving.
+
+Training validates its input frame and serving validates every request through the same code, and both
+turn validated columns into model inputs the same way, so the two can never disagree about what a row means.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
+FEATURE_TYPES = ("integer", "float", "categorical")
+# Missing categorical values reach the encoder as this token under training and serving alike; a
+# one-hot encoder then learns "missing" as a category of its own.
+MISSING_CATEGORY = "__missing__"
+MAX_REPORTED_ISSUES = 10
+
+
+class SchemaError(ValueError):
+    """schema.json itself is malformed."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in input data: where it is and what is wrong."""
+
+    column: str
+    problem: str
+    row: int | None = None
+    value: object = None
+
+    def __str__(self) -> str:
+        where = f"row {self.row}, column '{self.column}'" if self.row is not None else f"column '{self.column}'"
+        if self.value is None:
+            return f"{where}: {self.problem}"
+        return f"{where}: value {self.value!r} {self.problem}"
+
+    def to_dict(self) -> dict:
+        out = {"column": self.column, "problem": self.problem}
+        if self.row is not None:
+            out["row"] = self.row
+        if self.value is not None:
+            out["value"] = self.value if isinstance(self.value, (int, float, str)) else repr(self.value)
+        return out
+
+
+class DataValidationError(ValueError):
+    """Input data breaks the contract; carries every issue found (the message shows the first few)."""
+
+    def __init__(self, issues: Sequence[Issue], total: int | None = None):
+        self.issues = list(issues)
+        self.total = total if total is not None else len(self.issues)
+        shown = "; ".join(str(i) for i in self.issues[:MAX_REPORTED_ISSUES])
+        more = self.total - min(len(self.issues), MAX_REPORTED_ISSUES)
+        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    type: str
+    nullable: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("integer", "float")
+
+
+@dataclass(frozen=True)
+class SensitiveFeature:
+    """A facet for bias metrics, named as SageMaker Clarify names it (facet_values_or_threshold = group d)."""
+
+    name: str
+    facet_values_or_threshold: tuple
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Schema:
+    problem_type: str
+    target: str
+    features: tuple[Feature, ...]
+    classes: tuple[str, ...] = ()
+    label_values_or_threshold: tuple = ()
+    sensitive_features: tuple[SensitiveFeature, ...] = ()
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path) -> Schema:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SchemaError(f"schema file {path} does not exist: create it (see docs/contracts.md)") from None
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: str = "schema.json") -> Schema:
+        def fail(field_name: str, value: object, fix: str) -> SchemaError:
+            return SchemaError(f"{source}: '{field_name}' = {value!r}: {fix}")
+
+        if not isinstance(data, Mapping):
+            raise SchemaError(f"{source}: the top level must be a JSON object, got {type(data).__name__}")
+        problem_type = data.get("problem_type")
+        if problem_type not in PROBLEM_TYPES:
+            raise fail("problem_type", problem_type, f"use one of {', '.join(PROBLEM_TYPES)}")
+        target = data.get("target")
+        if not isinstance(target, str) or not target:
+            raise fail("target", target, "give the name of the label column as a non-empty string")
+        raw_features = data.get("features")
+        if not isinstance(raw_features, list) or not raw_features:
+            raise fail("features", raw_features, "give a non-empty list of {\"name\": ..., \"type\": ...} objects")
+        features = []
+        seen: set[str] = set()
+        for i, item in enumerate(raw_features):
+            where = f"features[{i}]"
+            if not isinstance(item, Mapping):
+                raise fail(where, item, "each feature must be an object with at least 'name' and 'type'")
+            name = item.get("name")
+            if not isinstance(name, str) or not name:
+                raise fail(f"{where}.name", name, "give the column name as a non-empty string")
+            if name in seen or name == target:
+                raise fail(f"{where}.name", name, "feature names must be unique and differ from the target")
+            seen.add(name)
+            ftype = item.get("type")
+            if ftype not in FEATURE_TYPES:
+                raise fail(f"{where}.type", ftype, f"use one of {', '.join(FEATURE_TYPES)}")
+            nullable = item.get("nullable", True)
+            if not isinstance(nullable, bool):
+                raise fail(f"{where}.nullable", nullable, "use true or false")
+            bounds = {}
+            for key in ("minimum", "maximum"):
+                value = item.get(key)
+                if value is not None and (
+                    ftype == "categorical" or isinstance(value, bool) or not isinstance(value, (int, float))
+                ):
+                    raise fail(f"{where}.{key}", value, "give a number, and only for integer or float features")
+                bounds[key] = value
+            if bounds["minimum"] is not None and bounds["maximum"] is not None:
+                if bounds["minimum"] > bounds["maximum"]:
+                    raise fail(f"{where}.minimum", bounds["minimum"], "must not exceed 'maximum'")
+            categories = item.get("categories", [])
+            if ftype == "categorical":
+                if not isinstance(categories, list) or not categories or not all(
+                    isinstance(c, str) and c for c in categories
+                ):
+                    raise fail(f"{where}.categories", categories, "list the allowed values as non-empty strings")
+                if MISSING_CATEGORY in categories:
+                    raise fail(f"{where}.categories", MISSING_CATEGORY, "this token is reserved for missing values")
+            elif categories:
+                raise fail(f"{where}.categories", categories, "categories apply to categorical features only")
+            features.append(
+                Feature(
+                    name=name,
+                    type=ftype,
+                    nullable=nullable,
+                    minimum=bounds["minimum"],
+                    maximum=bounds["maximum"],
+                    categories=tuple(categories),
+                    description=str(item.get("description", "")),
+                )
+            )
+        classes = data.get("classes", [])
+        if problem_type == "regression":
+            if classes:
+                raise fail("classes", classes, "regression has no classes: remove the field")
+        else:
+            minimum = 2 if problem_type == "binary_classification" else 3
+            if (
+                not isinstance(classes, list)
+                or len(classes) < minimum
+                or (problem_type == "binary_classification" and len(classes) != 2)
+                or not all(isinstance(c, str) and c for c in classes)
+                or len(set(classes)) != len(classes)
+            ):
+                expected = "exactly 2" if problem_type == "binary_classification" else "at least 3"
+                raise fail("classes", classes, f"list {expected} distinct label values as strings")
+        label_values = data.get("label_values_or_threshold", [])
+        if not isinstance(label_values, list):
+            raise fail("label_values_or_threshold", label_values, "give a list (Clarify's positive outcome)")
+        if problem_type == "regression":
+            if len(label_values) != 1 or not isinstance(label_values[0], (int, float)):
+                raise fail("label_values_or_threshold", label_values, "give one threshold, e.g. [100.0]")
+        elif not label_values or not set(label_values) <= set(classes):
+            raise fail("label_values_or_threshold", label_values, f"list the positive classes among {classes}")
+        sensitive = []
+        for i, item in enumerate(data.get("sensitive_features", [])):
+            where = f"sensitive_features[{i}]"
+            if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+                raise fail(where, item, "give an object with 'name' and 'facet_values_or_threshold'")
+            facet = item.get("facet_values_or_threshold")
+            if not isinstance(facet, list) or not facet:
+                raise fail(f"{where}.facet_values_or_threshold", facet, "list the disadvantaged group value(s)")
+            cats = item.get("categories", [])
+            if cats and not set(map(str, facet)) <= set(cats):
+                raise fail(f"{where}.facet_values_or_threshold", facet, f"use values among {cats}")
+            sensitive.append(SensitiveFeature(item["name"], tuple(facet), tuple(cats)))
+        return cls(
+            problem_type=problem_type,
+            target=target,
+            features=tuple(features),
+            classes=tuple(classes),
+            label_values_or_threshold=tuple(label_values),
+            sensitive_features=tuple(sensitive),
+            raw=dict(data),
+        )
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.problem_type != "regression"
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    # ----------------------------------------------------------- row decoding
+    def columns_from_rows(self, rows: Sequence[Sequence]) -> dict[str, Sequence]:
+        """Lists of values in schema order (CSV rows, JSON lists) -> columns; the row length is checked."""
+        width = len(self.features)
+        bad = [Issue("*", f"has {len(r)} values, expected {width} ({', '.join(self.feature_names)})", row=i)
+               for i, r in enumerate(rows) if len(r) != width]
+        if bad:
+            raise DataValidationError(bad[:MAX_REPORTED_ISSUES], total=len(bad))
+        if not rows:
+            return {name: [] for name in self.feature_names}
+        return dict(zip(self.feature_names, zip(*rows, strict=True), strict=True))
+
+    def columns_from_records(self, records: Sequence[Mapping], extra_allowed: Iterable[str] = ()) -> dict:
+        """JSON objects keyed by feature name -> columns; missing and unknown keys are reported."""
+        names = self.feature_names
+        known = set(names) | set(extra_allowed)
+        issues = []
+        for i, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                issues.append(Issue("*", "is not a JSON object", row=i, value=record))
+                continue
+            if len(record) != len(names) or any(k not in record for k in names):
+                issues += [Issue(n, "is missing from the record", row=i) for n in names if n not in record]
+                issues += [Issue(str(k), "is not a feature in schema.json", row=i) for k in record if k not in known]
+            if len(issues) >= MAX_REPORTED_ISSUES:
+                break
+        if issues:
+            raise DataValidationError(issues)
+        return {n: [r[n] for r in records] for n in names}
+
+    # -------------------------------------------------------------- validation
+    def coerce_columns(self, columns: Mapping[str, Sequence], names: Iterable[str] | None = None) -> dict:
+        """Validate raw columns against the contract and return typed numpy columns.
+
+        Numeric columns become float64 with NaN for missing values; categorical columns become object arrays of
+        str with None for missing values. Every broken rule is collected, not just the first.
+        """
+        issues: list[Issue] = []
+        total = 0
+        out: dict[str, np.ndarray] = {}
+        for name in names if names is not None else self.feature_names:
+            feature = self.feature(name)
+            values = columns[name]
+            if feature.is_numeric:
+                array, found = _coerce_numeric(feature, values)
+            else:
+                array, found = _coerce_categorical(feature, values)
+            total += len(found)
+            issues.extend(found[: MAX_REPORTED_ISSUES])
+            out[name] = array
+        if issues:
+            issues.sort(key=lambda i: (i.row if i.row is not None else -1))
+            raise DataValidationError(issues, total=total)
+        return out
+
+    def coerce_target(self, values: Sequence) -> np.ndarray:
+        """Labels -> class indices (classification) or float64 (regression)."""
+        if self.is_classification:
+            index = {c: i for i, c in enumerate(self.classes)}
+            issues = []
+            out = np.empty(len(values), dtype=np.int64)
+            for i, v in enumerate(values):
+                key = _label_key(v)
+                if key not in index:
+                    issues.append(Issue(self.target, f"is not one of the classes {list(self.classes)}", i, v))
+                else:
+                    out[i] = index[key]
+            if issues:
+                raise DataValidationError(issues[:MAX_REPORTED_ISSUES], total=len(issues))
+            return out
+        target = Feature(self.target, "float", nullable=False)
+        array, issues = _coerce_numeric(target, values)
+        if issues:
+            raise DataValidationError(issues[:MAX_REPORTED_ISSUES], total=len(issues))
+        return array
+
+    # ------------------------------------------------------------ model inputs
+    def to_model_inputs(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Validated columns -> the named [n, 1] tensors the exported model takes (float32 and str)."""
+        inputs = {}
+        for feature in self.features:
+            column = columns[feature.name]
+            if feature.is_numeric:
+                inputs[feature.name] = column.astype(np.float32).reshape(-1, 1)
+            else:
+                filled = [MISSING_CATEGORY if v is None else v for v in column]
+                inputs[feature.name] = np.array(filled, dtype=object).reshape(-1, 1)
+        return inputs
+
+    def to_frame(self, columns: Mapping[str, np.ndarray]):
+        """Validated columns -> the pandas frame the scikit-learn pipeline is fitted on (training side)."""
+        import pandas as pd
+
+        data = {}
+        for feature in self.features:
+            column = columns[feature.name]
+            if feature.is_numeric:
+                data[feature.name] = column.astype(np.float64)
+            else:
+                data[feature.name] = np.array([MISSING_CATEGORY if v is None else v for v in column], dtype=object)
+        return pd.DataFrame(data, columns=self.feature_names)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _label_key(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _coerce_numeric(feature: Feature, values: Sequence) -> tuple[np.ndarray, list[Issue]]:
+    issues: list[Issue] = []
+    try:
+        # Fast path: every value is a number or a numeric string (None becomes NaN).
+        array = np.array(values, dtype=np.float64)
+        if array.ndim != 1:
+            raise ValueError("nested values")
+        # JSON true/false are not numbers in this contract (CSV values are all strings: nothing to check).
+        if len(values) and not isinstance(values[0], str) and any(type(v) is bool for v in values):
+            raise ValueError("boolean")
+    except (ValueError, TypeError):
+        array = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values):
+            if _is_missing(v):
+                array[i] = np.nan
+                continue
+            if type(v) is bool or isinstance(v, (list, dict)):
+                issues.append(Issue(feature.name, f"is not a number ({feature.type} expected)", i, v))
+                array[i] = np.nan
+                continue
+            try:
+                array[i] = float(v)
+            except (ValueError, TypeError):
+                issues.append(Issue(feature.name, f"is not a number ({feature.type} expected)", i, v))
+                array[i] = np.nan
+    bad_rows = {i.row for i in issues}
+    infinite = np.isinf(array)
+    if infinite.any():
+        issues += [Issue(feature.name, "is not finite", int(i), values[i]) for i in np.flatnonzero(infinite)]
+        array[infinite] = np.nan
+        bad_rows |= {int(i) for i in np.flatnonzero(infinite)}
+    missing = np.isnan(array)
+    if not feature.nullable and missing.any():
+        issues += [
+            Issue(feature.name, "is missing but the feature is not nullable", int(i))
+            for i in np.flatnonzero(missing)
+            if int(i) not in bad_rows
+        ]
+    present = ~missing
+    if feature.type == "integer":
+        fractional = present & (np.mod(array, 1.0, where=present, out=np.zeros_like(array)) != 0)
+        issues += [Issue(feature.name, "is not an integer", int(i), values[i]) for i in np.flatnonzero(fractional)]
+    if feature.minimum is not None:
+        low = present & (array < feature.minimum)
+        issues += [
+            Issue(feature.name, f"is below the minimum {feature.minimum}", int(i), values[i])
+            for i in np.flatnonzero(low)
+        ]
+    if feature.maximum is not None:
+        high = present & (array > feature.maximum)
+        issues += [
+            Issue(feature.name, f"is above the maximum {feature.maximum}", int(i), values[i])
+            for i in np.flatnonzero(high)
+        ]
+    return array, issues
+
+
+def _coerce_categorical(feature: Feature, values: Sequence) -> tuple[np.ndarray, list[Issue]]:
+    issues: list[Issue] = []
+    allowed = set(feature.categories)
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        if v in allowed:  # the common case first: one set lookup
+            out[i] = v
+            continue
+        if _is_missing(v):
+            out[i] = None
+            if not feature.nullable:
+                issues.append(Issue(feature.name, "is missing but the feature is not nullable", i))
+            continue
+        if isinstance(v, (list, dict)) or type(v) is bool:
+            issues.append(Issue(feature.name, "is not a category string", i, v))
+            continue
+        text = _label_key(v)
+        if text in allowed:
+            out[i] = text
+        else:
+            issues.append(Issue(feature.name, f"is not one of the categories {list(feature.categories)}", i, v))
+    return out, issues
