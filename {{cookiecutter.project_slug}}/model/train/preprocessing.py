@@ -1,6 +1,7 @@
 """The feature pipeline, built from the data contract so that it is fitted once and shipped inside the model.
 
-Numeric columns: median imputation then standard scaling. Categorical columns: one-hot encoding that treats the
+Numeric columns: median imputation, then standard scaling for linear models only (trees are indifferent to
+scale, and leaving their inputs unscaled keeps split decisions identical in ONNX's float32). Categorical columns: one-hot encoding that treats the
 missing-value token as a category and ignores categories it never saw. The estimator follows. The whole pipeline
 is exported as one ONNX graph, so serving applies exactly the transforms fitted here.
 """
@@ -17,16 +18,15 @@ from data_contract import MISSING_CATEGORY, Schema
 ESTIMATORS = ("gradient_boosting", "random_forest", "linear", "hist_gradient_boosting")
 
 
-def build_preprocessor(schema: Schema) -> ColumnTransformer:
+def build_preprocessor(schema: Schema, scale_numeric: bool = True) -> ColumnTransformer:
     numeric = [f.name for f in schema.features if f.is_numeric]
     categorical = [f for f in schema.features if not f.is_numeric]
     transformers = []
     if numeric:
-        transformers.append((
-            "numeric",
-            Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-            numeric,
-        ))
+        steps = [("impute", SimpleImputer(strategy="median"))]
+        if scale_numeric:
+            steps.append(("scale", StandardScaler()))
+        transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
         transformers.append((
             "categorical",
@@ -91,6 +91,6 @@ def build_estimator(problem_type: str, params: dict):
 
 def build_pipeline(schema: Schema, params: dict) -> Pipeline:
     return Pipeline([
-        ("preprocess", build_preprocessor(schema)),
+        ("preprocess", build_preprocessor(schema, scale_numeric=params["estimator"] == "linear")),
         ("estimator", build_estimator(schema.problem_type, params)),
     ])

@@ -1,0 +1,193 @@
+"""The local end-to-end run: validate data -> train -> evaluate -> gates -> register.
+
+Each step runs the very script its SageMaker job runs (prepare.py and evaluate.py as Processing steps, train.py
+under the training contract with an /opt/ml-shaped folder), as a separate process, so what passes here is what
+the containers do. Every run gets its own folder under build/runs/; nothing is registered unless every gate
+passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "model" / "common"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import model_artifact  # noqa: E402
+from local_registry import LocalRegistry, RegistryError, default_group  # noqa: E402
+
+CODE_PATH = os.pathsep.join(str(ROOT / "model" / p) for p in ("common", "train"))
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+class Progress:
+    """One line per step: its number, name, outcome and duration."""
+
+    def __init__(self, total: int):
+        self.total, self.index = total, 0
+
+    def step(self, name: str):
+        self.index += 1
+        label = f"[{self.index}/{self.total}] {name}"
+        print(f"{label} ...", flush=True)
+        return _Timer(label)
+
+
+class _Timer:
+    def __init__(self, label: str):
+        self.label = label
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        outcome = "ok" if exc_type is None else "FAILED"
+        print(f"{self.label}: {outcome} ({time.monotonic() - self.started:.1f}s)", flush=True)
+        return False
+
+
+def run_script(script: str, args: list[str], env: dict | None = None) -> None:
+    full_env = {**os.environ, "PYTHONPATH": CODE_PATH, **(env or {})}
+    result = subprocess.run([sys.executable, str(ROOT / "model" / "train" / script), *args], env=full_env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise StepFailed(f"{script} exited with {result.returncode}: {detail}")
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = "+".join("-" * (w + 2) for w in widths)
+    out = [f"+{line}+"]
+    for i, row in enumerate(rows):
+        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if i == 0:
+            out.append(f"+{line}+")
+    out.append(f"+{line}+")
+    return "\n".join(out)
+
+
+def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, group: str) -> dict:
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir = build_dir / "runs" / run_id
+    processing = run_dir / "processing"
+    opt_ml = run_dir / "opt_ml"
+    progress = Progress(5)
+    print(f"pipeline run {run_id} on {data}", flush=True)
+
+    with progress.step("validate data"):
+        run_script("prepare.py", ["--data", str(data), "--schema", str(config_dir / "schema.json"),
+                                  "--baseline", str(config_dir / "baseline.json"), "--output-dir", str(processing)])
+    data_report = json.loads((processing / "report" / "data_report.json").read_text(encoding="utf-8"))
+
+    with progress.step("train"):
+        config = opt_ml / "input" / "config"
+        config.mkdir(parents=True)
+        shutil.copyfile(config_dir / "hyperparameters.json", config / "hyperparameters.json")
+        for channel in ("train", "validation"):
+            shutil.copytree(processing / channel, opt_ml / "input" / "data" / channel)
+        shutil.copyfile(config_dir / "schema.json", _mkdir(opt_ml / "input" / "data" / "config") / "schema.json")
+        try:
+            run_script("train.py", ["train"], env={"OPT_ML_ROOT": str(opt_ml), "TRAINING_JOB_NAME": f"local-{run_id}"})
+        except StepFailed as exc:
+            failure = opt_ml / "output" / "failure"
+            raise StepFailed(failure.read_text(encoding="utf-8") if failure.is_file() else str(exc)) from None
+
+    with progress.step("evaluate"):
+        run_script("evaluate.py", ["--model", str(opt_ml / "model"), "--test", str(processing / "test"),
+                                   "--baseline", str(config_dir / "baseline.json"),
+                                   "--output-dir", str(run_dir / "evaluation")])
+    evaluation = json.loads((run_dir / "evaluation" / "evaluation.json").read_text(encoding="utf-8"))
+
+    with progress.step("check gates"):
+        failed = [g for g in evaluation["gates"] if g["status"] == "failed"]
+        print(table(_gate_rows(evaluation["gates"])), flush=True)
+        if failed:
+            names = ", ".join(_gate_name(g) for g in failed)
+            raise StepFailed(f"gates failed ({names}); the model was not registered: improve the model or "
+                             "review model/config/baseline.json")
+
+    with progress.step("register"):
+        metadata = model_artifact.read_metadata(opt_ml / "model")
+        tar = model_artifact.package(opt_ml / "model", run_dir / "model.tar.gz")
+        lineage = {
+            "pipeline_run": run_id,
+            "model_version": metadata["model_version"],
+            "model_sha256": metadata["model_sha256"],
+            "model_format": metadata["model_format"],
+            "training_data_sha256": metadata["training_data_sha256"],
+            "source_data": str(data),
+            "source_data_sha256": data_report["data_sha256"],
+            "git_commit": metadata["git_commit"],
+            "hyperparameters": metadata["hyperparameters"],
+        }
+        package = LocalRegistry(registry_root, group).register(tar, evaluation, lineage)
+    return {"run_id": run_id, "package": package, "evaluation": evaluation, "metadata": metadata,
+            "data_report": data_report}
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _gate_name(gate: dict) -> str:
+    return f"{gate['metric']}[{gate['facet']}]" if gate.get("facet") else gate["metric"]
+
+
+def _gate_rows(gates: list[dict]) -> list[tuple[str, ...]]:
+    rows = [("gate", "metric", "value", "bound", "status")]
+    for g in gates:
+        value = "n/a" if g["value"] is None else f"{g['value']:.4f}"
+        rows.append((g["group"], _gate_name(g), value, g["bound"], g["status"]))
+    return rows
+
+
+def summary(result: dict) -> str:
+    package, evaluation, metadata = result["package"], result["evaluation"], result["metadata"]
+    quality_key = next(k for k in evaluation if k.endswith("_metrics") and k != "bias_metrics")
+    rows = [("item", "value")]
+    rows += [(f"metric {k}", f"{v['value']:.4f}") for k, v in evaluation[quality_key].items()]
+    passed = sum(g["status"] == "passed" for g in evaluation["gates"])
+    rows.append(("gates passed", f"{passed}/{len(evaluation['gates'])}"))
+    rows.append(("model format", metadata["model_format"]))
+    rows.append(("model version", metadata["model_version"]))
+    rows.append(("registered", f"{package['ModelPackageGroupName']} v{package['ModelPackageVersion']} "
+                               f"({package['ModelApprovalStatus']})"))
+    return table(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "sample.csv", help="CSV/Parquet file or folder")
+    parser.add_argument("--config-dir", type=Path, default=ROOT / "model" / "config")
+    parser.add_argument("--build-dir", type=Path, default=ROOT / "build")
+    parser.add_argument("--registry", type=Path, default=Path(os.environ.get("REGISTRY_DIR", ROOT / "registry")))
+    parser.add_argument("--group", default=None, help="model package group (default: the project name)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        result = run(args.data, args.config_dir, args.build_dir, args.registry, args.group or default_group())
+    except (StepFailed, RegistryError, model_artifact.ArtifactError) as exc:
+        print(f"pipeline failed: {exc}", file=sys.stderr)
+        return 1
+    print(summary(result))
+    print(f"pipeline finished in {time.monotonic() - started:.1f}s; serve it with `make serve`")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
