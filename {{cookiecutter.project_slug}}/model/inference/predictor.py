@@ -1,0 +1,306 @@
+"""Decode, validate, predict, encode: SageMaker's four handler functions, each pure and testable alone.
+
+    scorer = model_fn(model_dir)
+    columns = input_fn(body, content_type, scorer.schema)
+    predictions = predict_fn(columns, scorer)
+    body, content_type = output_fn(predictions, accept)
+
+input_fn takes the schema as a third argument (SageMaker's toolkits pass a context there): the schema that
+travels inside the artifact decides what a valid request is, exactly as it decided what valid training data was.
+Every bad request raises InferenceError, which carries the HTTP status and a JSON body naming the problem.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from data_contract import MAX_REPORTED_ISSUES, DataValidationError, Schema
+from model_artifact import Scorer
+
+DEFAULT_MAX_PAYLOAD_MB = 6  # InvokeEndpoint's own body limit
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+# Spellings of JSON Lines seen in the wild (SageMaker documents application/jsonlines).
+JSONLINES_ALIASES = frozenset({JSONLINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"})
+ACCEPTED_CONTENT_TYPES = (CSV, JSON, JSONLINES)
+PROBABILITY_DIGITS = 6
+
+
+class InferenceError(Exception):
+    """A request the model cannot answer, with the HTTP status and error code to answer it with."""
+
+    def __init__(self, status: int, error: str, message: str, issues: list[dict] | None = None, total: int = 0):
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.issues = issues or []
+        self.total = total or len(self.issues)
+
+    def to_dict(self) -> dict:
+        out = {"error": self.error, "message": self.message}
+        if self.issues:
+            out["issues"] = self.issues
+            out["total_issues"] = self.total
+        return out
+
+    def body(self) -> bytes:
+        return json.dumps(self.to_dict()).encode()
+
+
+def bad_request(error: str, message: str) -> InferenceError:
+    return InferenceError(400, error, message)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What the model said for n rows; output_fn renders it in the format the client accepts."""
+
+    classes: tuple[str, ...]  # empty for regression
+    values: np.ndarray  # class indices (classification) or scores (regression)
+    probabilities: np.ndarray | None = None
+
+    @property
+    def is_classification(self) -> bool:
+        return bool(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+# ----------------------------------------------------------------------------------------------- model_fn
+def model_fn(model_dir: str) -> Scorer:
+    """Load the artifact; raises ArtifactError when any file's SHA-256 differs from metadata.json."""
+    return Scorer(model_dir)
+
+
+# ----------------------------------------------------------------------------------------------- input_fn
+def max_payload_bytes(environ: dict | None = None) -> int:
+    """The request body limit: SAGEMAKER_MAX_PAYLOAD_IN_MB (set by Batch Transform) or 6 MB."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "")
+    try:
+        megabytes = int(raw) if raw else DEFAULT_MAX_PAYLOAD_MB
+    except ValueError:
+        raise ValueError(f"SAGEMAKER_MAX_PAYLOAD_IN_MB={raw!r}: give a whole number of megabytes, e.g. 6") from None
+    if megabytes < 1:
+        raise ValueError(f"SAGEMAKER_MAX_PAYLOAD_IN_MB={raw!r}: give at least 1")
+    return megabytes * 1024 * 1024
+
+
+def parse_media_type(header: str | None) -> tuple[str, str]:
+    """'text/csv; charset=UTF-8' -> ('text/csv', 'utf-8'); the charset defaults to UTF-8."""
+    if not header:
+        return "", "utf-8"
+    media_type, _, params = header.partition(";")
+    charset = "utf-8"
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"').lower()
+    return media_type.strip().lower(), charset
+
+
+def input_fn(body: bytes, content_type: str | None, schema: Schema, max_bytes: int | None = None) -> dict:
+    """Request body -> validated numpy columns in schema order (see Schema.coerce_columns)."""
+    limit = max_payload_bytes() if max_bytes is None else max_bytes
+    if len(body) > limit:
+        raise InferenceError(
+            413, "payload_too_large",
+            f"the body has {len(body)} bytes, over the limit of {limit} bytes (SAGEMAKER_MAX_PAYLOAD_IN_MB): "
+            "split the request into smaller batches",
+        )
+    media_type, charset = parse_media_type(content_type)
+    if media_type == CSV:
+        decode = _rows_from_csv
+    elif media_type == JSON:
+        decode = _instances_from_json
+    elif media_type in JSONLINES_ALIASES:
+        decode = _instances_from_jsonlines
+    else:
+        raise InferenceError(
+            415, "unsupported_content_type",
+            f"Content-Type {content_type!r} is not supported: use one of {', '.join(ACCEPTED_CONTENT_TYPES)}",
+        )
+    if not body.strip():
+        raise bad_request("empty_body", "the request body is empty: send at least one record")
+    text = _decode_text(body, charset)
+    instances = decode(text, schema)
+    if not instances:
+        raise bad_request("empty_body", "the request holds no records: send at least one record")
+    try:
+        if isinstance(instances[0], dict):
+            columns = schema.columns_from_records(instances)
+        else:
+            columns = schema.columns_from_rows(instances)
+        return schema.coerce_columns(columns)
+    except DataValidationError as exc:
+        raise _invalid_data(exc) from None
+
+
+def _invalid_data(exc: DataValidationError) -> InferenceError:
+    return InferenceError(
+        400, "invalid_data", str(exc), [i.to_dict() for i in exc.issues[:MAX_REPORTED_ISSUES]], total=exc.total
+    )
+
+
+def _decode_text(body: bytes, charset: str) -> str:
+    try:
+        codec = codecs.lookup(charset).name
+    except LookupError:
+        raise InferenceError(415, "unsupported_charset", f"charset {charset!r} is unknown: send UTF-8") from None
+    try:
+        # utf-8-sig drops the byte-order mark some tools write.
+        return body.decode("utf-8-sig" if codec == "utf-8" else codec)
+    except UnicodeDecodeError as exc:
+        raise bad_request("malformed_body", f"the body is not valid {charset} text: {exc}") from None
+
+
+def _rows_from_csv(text: str, schema: Schema) -> list[list[str]]:
+    """Headerless CSV in schema order; blank lines are skipped."""
+    lines = text.splitlines()
+    try:
+        if '"' in text:
+            rows = [row for row in csv.reader(lines, strict=True) if row]
+        else:  # nothing quoted: splitting is what the csv module would do, only faster
+            rows = [line.split(",") for line in lines if line]
+    except csv.Error as exc:
+        raise bad_request("malformed_body", f"the body is not valid CSV: {exc}") from None
+    if rows and rows[0] == schema.feature_names:
+        raise bad_request(
+            "malformed_body",
+            "the first CSV line is a header: send rows only, values in schema order (" +
+            ", ".join(schema.feature_names) + ")",
+        )
+    return rows
+
+
+def _instances_from_json(text: str, schema: Schema) -> list:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad_request("malformed_body", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("instances"), list):
+        raise bad_request(
+            "malformed_body",
+            'send {"instances": [...]} with one JSON object (feature name -> value) or one list '
+            "(values in schema order) per record",
+        )
+    return _check_instances(document["instances"])
+
+
+def _instances_from_jsonlines(text: str, schema: Schema) -> list:
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        # One parse for the whole body is much faster than one per line; it only fails on bad input.
+        instances = json.loads("[" + ",".join(lines) + "]")
+        if len(instances) != len(lines):
+            raise ValueError("a line holds more than one JSON value")
+    except ValueError:
+        for number, line in enumerate(lines, start=1):
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise bad_request("malformed_body", f"line {number} is not valid JSON: {exc}") from None
+        raise bad_request("malformed_body", "each line must hold exactly one JSON object or list") from None
+    return _check_instances(instances)
+
+
+def _check_instances(instances: list) -> list:
+    if not instances:
+        return instances
+    kind = dict if isinstance(instances[0], dict) else list
+    for i, instance in enumerate(instances):
+        if not isinstance(instance, kind):
+            raise bad_request(
+                "malformed_body",
+                f"record {i} is a {type(instance).__name__}: every record must be a JSON object "
+                "(feature name -> value) or every record a list of values in schema order",
+            )
+    return instances
+
+
+# --------------------------------------------------------------------------------------------- predict_fn
+def predict_fn(columns: dict, model: Scorer) -> Predictions:
+    prediction = model.predict(columns)
+    return Predictions(model.schema.classes, prediction.values, prediction.probabilities)
+
+
+# ---------------------------------------------------------------------------------------------- output_fn
+def choose_accept(accept: str | None) -> str:
+    """Pick the response format from an Accept header (q-values honoured); raises 406 when none fits."""
+    if not accept or not accept.strip():
+        return JSON
+    ranges = []
+    for position, item in enumerate(accept.split(",")):
+        media_type, _, params = item.partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranges.append((-quality, position, media_type.strip().lower()))
+    for negative_quality, _, media_type in sorted(ranges):
+        if negative_quality >= 0:
+            break
+        if media_type in ("*/*", "application/*", JSON):
+            return JSON
+        if media_type in ("text/*", CSV):
+            return CSV
+        if media_type in JSONLINES_ALIASES:
+            return JSONLINES
+    raise InferenceError(
+        406, "not_acceptable", f"Accept {accept!r} is not supported: use one of {', '.join(ACCEPTED_CONTENT_TYPES)}"
+    )
+
+
+def output_fn(predictions: Predictions, accept: str | None) -> tuple[bytes, str]:
+    media_type = choose_accept(accept)
+    if media_type == CSV:
+        return _to_csv(predictions).encode(), CSV
+    records = _records(predictions)
+    if media_type == JSONLINES:
+        return ("\n".join(map(json.dumps, records)) + "\n").encode(), JSONLINES
+    return json.dumps({"predictions": records}).encode(), JSON
+
+
+def _records(predictions: Predictions) -> list[dict]:
+    if not predictions.is_classification:
+        return [{"score": score} for score in np.asarray(predictions.values, dtype=np.float64).tolist()]
+    labels = list(predictions.classes)
+    probabilities = _rounded(predictions.probabilities)
+    names = [labels[i] for i in predictions.values.tolist()]
+    chosen = probabilities[np.arange(len(predictions)), predictions.values].tolist()
+    return [
+        {"predicted_label": name, "probability": p, "probabilities": row, "labels": labels}
+        for name, p, row in zip(names, chosen, probabilities.tolist(), strict=True)
+    ]
+
+
+def _to_csv(predictions: Predictions) -> str:
+    """One line per record: 'label,p_class0,p_class1,...' or the regression score."""
+    if not predictions.is_classification:
+        return "\n".join(map(repr, np.asarray(predictions.values, dtype=np.float64).tolist())) + "\n"
+    labels = np.asarray([_csv_field(c) for c in predictions.classes], dtype=object)[predictions.values]
+    lines = [",".join(map(repr, row)) for row in _rounded(predictions.probabilities).tolist()]
+    return "".join([f"{label},{line}\n" for label, line in zip(labels.tolist(), lines, strict=True)])
+
+
+def _rounded(probabilities: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(probabilities, dtype=np.float64), PROBABILITY_DIGITS)
+
+
+def _csv_field(value: str) -> str:
+    if any(ch in value for ch in ',"\n\r'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
