@@ -20,8 +20,15 @@ from pathlib import Path
 CONTRACTS = ("month_to_month", "one_year", "two_year")
 PAYMENTS = ("card", "bank_transfer", "invoice")
 AGE_GROUPS = ("under_40", "40_to_60", "over_60")
-COLUMNS = ("tenure_months", "monthly_charges", "support_calls", "usage_gb", "contract_type", "payment_method",
-           "age_group")
+COLUMNS = (
+    "tenure_months",
+    "monthly_charges",
+    "support_calls",
+    "usage_gb",
+    "contract_type",
+    "payment_method",
+    "age_group",
+)
 TARGETS = {"binary_classification": "churned", "multiclass_classification": "next_plan", "regression": "annual_value"}
 
 
@@ -43,9 +50,16 @@ def make_rows(problem_type: str, rows: int, seed: int) -> list[list[object]]:
         # A latent score drives every target; age_group shifts it only slightly, so the sample passes the
         # default bias gates while still giving the bias metrics something to measure.
         score = (
-            1.4 * (contract == "month_to_month") - 0.9 * (contract == "two_year") + 0.55 * calls
-            - 0.045 * tenure + 0.012 * (charges - 65) - 0.01 * (usage - 45) + 0.35 * (payment == "invoice")
-            + 0.1 * (age_group == "over_60") + rng.gauss(0, 0.7) - 0.9
+            1.4 * (contract == "month_to_month")
+            - 0.9 * (contract == "two_year")
+            + 0.55 * calls
+            - 0.045 * tenure
+            + 0.012 * (charges - 65)
+            - 0.01 * (usage - 45)
+            + 0.35 * (payment == "invoice")
+            + 0.1 * (age_group == "over_60")
+            + rng.gauss(0, 0.7)
+            - 0.9
         )
         if problem_type == "binary_classification":
             target: object = "yes" if score > 0 else "no"
@@ -54,16 +68,18 @@ def make_rows(problem_type: str, rows: int, seed: int) -> list[list[object]]:
             target = "basic" if value < 65 else ("standard" if value < 95 else "premium")
         else:
             target = round(max(0.0, 12 * charges * (1 - 1 / (1 + math.exp(-score))) + 4 * usage + rng.gauss(0, 40)), 2)
-        out.append([
-            tenure,
-            _maybe_missing(rng, charges, 0.03),
-            _maybe_missing(rng, calls, 0.02),
-            _maybe_missing(rng, usage, 0.05),
-            contract,
-            _maybe_missing(rng, payment, 0.04),
-            age_group,
-            target,
-        ])
+        out.append(
+            [
+                tenure,
+                _maybe_missing(rng, charges, 0.03),
+                _maybe_missing(rng, calls, 0.02),
+                _maybe_missing(rng, usage, 0.05),
+                contract,
+                _maybe_missing(rng, payment, 0.04),
+                age_group,
+                target,
+            ]
+        )
     return out
 
 
@@ -78,8 +94,12 @@ def render_csv(problem_type: str, rows: int, seed: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--schema", type=Path, default=here.parent / "model" / "config" / "schema.json",
-                        help="schema.json whose problem_type selects the target (default: %(default)s)")
+    parser.add_argument(
+        "--schema",
+        type=Path,
+        default=here.parent / "model" / "config" / "schema.json",
+        help="schema.json whose problem_type selects the target (default: %(default)s)",
+    )
     parser.add_argument("--problem-type", choices=sorted(TARGETS), help="overrides the schema's problem_type")
     parser.add_argument("--rows", type=int, default=4000, help="number of records (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=20261125, help="random seed (default: %(default)s)")

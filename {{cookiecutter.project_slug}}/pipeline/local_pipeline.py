@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,8 +61,9 @@ class _Timer:
 
 def run_script(script: str, args: list[str], env: dict | None = None) -> None:
     full_env = {**os.environ, "PYTHONPATH": CODE_PATH, **(env or {})}
-    result = subprocess.run([sys.executable, str(ROOT / "model" / "train" / script), *args], env=full_env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "model" / "train" / script), *args], env=full_env, capture_output=True, text=True
+    )
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise StepFailed(f"{script} exited with {result.returncode}: {detail}")
@@ -81,7 +82,7 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 
 def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, group: str) -> dict:
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = build_dir / "runs" / run_id
     processing = run_dir / "processing"
     opt_ml = run_dir / "opt_ml"
@@ -89,8 +90,19 @@ def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, grou
     print(f"pipeline run {run_id} on {data}", flush=True)
 
     with progress.step("validate data"):
-        run_script("prepare.py", ["--data", str(data), "--schema", str(config_dir / "schema.json"),
-                                  "--baseline", str(config_dir / "baseline.json"), "--output-dir", str(processing)])
+        run_script(
+            "prepare.py",
+            [
+                "--data",
+                str(data),
+                "--schema",
+                str(config_dir / "schema.json"),
+                "--baseline",
+                str(config_dir / "baseline.json"),
+                "--output-dir",
+                str(processing),
+            ],
+        )
     data_report = json.loads((processing / "report" / "data_report.json").read_text(encoding="utf-8"))
 
     with progress.step("train"):
@@ -107,9 +119,19 @@ def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, grou
             raise StepFailed(failure.read_text(encoding="utf-8") if failure.is_file() else str(exc)) from None
 
     with progress.step("evaluate"):
-        run_script("evaluate.py", ["--model", str(opt_ml / "model"), "--test", str(processing / "test"),
-                                   "--baseline", str(config_dir / "baseline.json"),
-                                   "--output-dir", str(run_dir / "evaluation")])
+        run_script(
+            "evaluate.py",
+            [
+                "--model",
+                str(opt_ml / "model"),
+                "--test",
+                str(processing / "test"),
+                "--baseline",
+                str(config_dir / "baseline.json"),
+                "--output-dir",
+                str(run_dir / "evaluation"),
+            ],
+        )
     evaluation = json.loads((run_dir / "evaluation" / "evaluation.json").read_text(encoding="utf-8"))
 
     with progress.step("check gates"):
@@ -117,8 +139,10 @@ def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, grou
         print(table(_gate_rows(evaluation["gates"])), flush=True)
         if failed:
             names = ", ".join(_gate_name(g) for g in failed)
-            raise StepFailed(f"gates failed ({names}); the model was not registered: improve the model or "
-                             "review model/config/baseline.json")
+            raise StepFailed(
+                f"gates failed ({names}); the model was not registered: improve the model or "
+                "review model/config/baseline.json"
+            )
 
     with progress.step("register"):
         metadata = model_artifact.read_metadata(opt_ml / "model")
@@ -135,8 +159,13 @@ def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, grou
             "hyperparameters": metadata["hyperparameters"],
         }
         package = LocalRegistry(registry_root, group).register(tar, evaluation, lineage)
-    return {"run_id": run_id, "package": package, "evaluation": evaluation, "metadata": metadata,
-            "data_report": data_report}
+    return {
+        "run_id": run_id,
+        "package": package,
+        "evaluation": evaluation,
+        "metadata": metadata,
+        "data_report": data_report,
+    }
 
 
 def _mkdir(path: Path) -> Path:
@@ -165,8 +194,12 @@ def summary(result: dict) -> str:
     rows.append(("gates passed", f"{passed}/{len(evaluation['gates'])}"))
     rows.append(("model format", metadata["model_format"]))
     rows.append(("model version", metadata["model_version"]))
-    rows.append(("registered", f"{package['ModelPackageGroupName']} v{package['ModelPackageVersion']} "
-                               f"({package['ModelApprovalStatus']})"))
+    rows.append(
+        (
+            "registered",
+            f"{package['ModelPackageGroupName']} v{package['ModelPackageVersion']} ({package['ModelApprovalStatus']})",
+        )
+    )
     return table(rows)
 
 

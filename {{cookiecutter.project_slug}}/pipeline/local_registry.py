@@ -22,7 +22,7 @@ import sys
 import tarfile
 import tempfile
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -34,7 +34,7 @@ class RegistryError(RuntimeError):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _sha256(path: Path) -> str:
@@ -67,7 +67,9 @@ class LocalRegistry:
     def versions(self) -> list[int]:
         if not self.path.is_dir():
             return []
-        return sorted(int(p.name[1:]) for p in self.path.glob("v[0-9][0-9][0-9][0-9]") if (p / "package.json").is_file())
+        return sorted(
+            int(p.name[1:]) for p in self.path.glob("v[0-9][0-9][0-9][0-9]") if (p / "package.json").is_file()
+        )
 
     def describe(self, version: int) -> dict:
         path = self._version_dir(version) / "package.json"
@@ -79,8 +81,14 @@ class LocalRegistry:
     def list(self) -> list[dict]:
         return [self.describe(v) for v in self.versions()]
 
-    def register(self, model_tar: str | Path, evaluation: dict, lineage: dict,
-                 status: str = "PendingManualApproval", description: str = "") -> dict:
+    def register(
+        self,
+        model_tar: str | Path,
+        evaluation: dict,
+        lineage: dict,
+        status: str = "PendingManualApproval",
+        description: str = "",
+    ) -> dict:
         model_tar = Path(model_tar)
         if status not in STATUSES:
             raise RegistryError(f"status {status!r}: use one of {', '.join(STATUSES)}")
@@ -100,13 +108,17 @@ class LocalRegistry:
                     "CreationTime": _now(),
                     "ModelDataUrl": "model.tar.gz",
                     "ModelDataSha256": _sha256(staging / "model.tar.gz"),
-                    "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
-                                                                     "S3Uri": "evaluation.json"}}},
-                    "MetadataProperties": {"CommitId": lineage.get("git_commit", "unknown"),
-                                           "GeneratedBy": lineage.get("pipeline_run", "")},
+                    "ModelMetrics": {
+                        "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": "evaluation.json"}}
+                    },
+                    "MetadataProperties": {
+                        "CommitId": lineage.get("git_commit", "unknown"),
+                        "GeneratedBy": lineage.get("pipeline_run", ""),
+                    },
                     "Lineage": lineage,
-                    "ApprovalHistory": [{"ModelApprovalStatus": status, "Time": _now(), "By": _user(),
-                                         "Note": "registered"}],
+                    "ApprovalHistory": [
+                        {"ModelApprovalStatus": status, "Time": _now(), "By": _user(), "Note": "registered"}
+                    ],
                 }
                 (staging / "package.json").write_text(json.dumps(package, indent=2) + "\n", encoding="utf-8")
                 os.rename(staging, self._version_dir(version))
@@ -121,8 +133,9 @@ class LocalRegistry:
         with self._lock():
             package = self.describe(version)
             package["ModelApprovalStatus"] = status
-            package["ApprovalHistory"].append({"ModelApprovalStatus": status, "Time": _now(), "By": _user(),
-                                               "Note": note})
+            package["ApprovalHistory"].append(
+                {"ModelApprovalStatus": status, "Time": _now(), "By": _user(), "Note": note}
+            )
             path = self._version_dir(version) / "package.json"
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(package, indent=2) + "\n", encoding="utf-8")
@@ -135,8 +148,10 @@ class LocalRegistry:
             if not approved_only or package["ModelApprovalStatus"] == "Approved":
                 return package
         what = "approved model package" if approved_only else "registered model package"
-        raise RegistryError(f"no {what} in {self.path}: run `make pipeline` first"
-                            + (" and approve a version (`make approve VERSION=n`)" if approved_only else ""))
+        raise RegistryError(
+            f"no {what} in {self.path}: run `make pipeline` first"
+            + (" and approve a version (`make approve VERSION=n`)" if approved_only else "")
+        )
 
     def export(self, version: int, dest: str | Path) -> Path:
         """Extract a version's model.tar.gz into dest (replacing what was there), checking its SHA-256 first."""
@@ -169,8 +184,15 @@ def default_group() -> str:
 def _table(packages: list[dict]) -> str:
     rows = [("version", "status", "created", "model version", "commit")]
     for p in packages:
-        rows.append((str(p["ModelPackageVersion"]), p["ModelApprovalStatus"], p["CreationTime"],
-                     p["Lineage"].get("model_version", ""), p["Lineage"].get("git_commit", "")[:10]))
+        rows.append(
+            (
+                str(p["ModelPackageVersion"]),
+                p["ModelApprovalStatus"],
+                p["CreationTime"],
+                p["Lineage"].get("model_version", ""),
+                p["Lineage"].get("git_commit", "")[:10],
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 

@@ -122,7 +122,7 @@ class Schema:
             raise fail("target", target, "give the name of the label column as a non-empty string")
         raw_features = data.get("features")
         if not isinstance(raw_features, list) or not raw_features:
-            raise fail("features", raw_features, "give a non-empty list of {\"name\": ..., \"type\": ...} objects")
+            raise fail("features", raw_features, 'give a non-empty list of {"name": ..., "type": ...} objects')
         features = []
         seen: set[str] = set()
         for i, item in enumerate(raw_features):
@@ -149,13 +149,14 @@ class Schema:
                 ):
                     raise fail(f"{where}.{key}", value, "give a number, and only for integer or float features")
                 bounds[key] = value
-            if bounds["minimum"] is not None and bounds["maximum"] is not None:
-                if bounds["minimum"] > bounds["maximum"]:
-                    raise fail(f"{where}.minimum", bounds["minimum"], "must not exceed 'maximum'")
+            if None not in (bounds["minimum"], bounds["maximum"]) and bounds["minimum"] > bounds["maximum"]:
+                raise fail(f"{where}.minimum", bounds["minimum"], "must not exceed 'maximum'")
             categories = item.get("categories", [])
             if ftype == "categorical":
-                if not isinstance(categories, list) or not categories or not all(
-                    isinstance(c, str) and c for c in categories
+                if (
+                    not isinstance(categories, list)
+                    or not categories
+                    or not all(isinstance(c, str) and c for c in categories)
                 ):
                     raise fail(f"{where}.categories", categories, "list the allowed values as non-empty strings")
                 if MISSING_CATEGORY in categories:
@@ -237,8 +238,11 @@ class Schema:
     def columns_from_rows(self, rows: Sequence[Sequence]) -> dict[str, Sequence]:
         """Lists of values in schema order (CSV rows, JSON lists) -> columns; the row length is checked."""
         width = len(self.features)
-        bad = [Issue("*", f"has {len(r)} values, expected {width} ({', '.join(self.feature_names)})", row=i)
-               for i, r in enumerate(rows) if len(r) != width]
+        bad = [
+            Issue("*", f"has {len(r)} values, expected {width} ({', '.join(self.feature_names)})", row=i)
+            for i, r in enumerate(rows)
+            if len(r) != width
+        ]
         if bad:
             raise DataValidationError(bad[:MAX_REPORTED_ISSUES], total=len(bad))
         if not rows:
@@ -281,10 +285,10 @@ class Schema:
             else:
                 array, found = _coerce_categorical(feature, values)
             total += len(found)
-            issues.extend(found[: MAX_REPORTED_ISSUES])
+            issues.extend(found[:MAX_REPORTED_ISSUES])
             out[name] = array
         if issues:
-            issues.sort(key=lambda i: (i.row if i.row is not None else -1))
+            issues.sort(key=lambda i: i.row if i.row is not None else -1)
             raise DataValidationError(issues, total=total)
         return out
 

@@ -43,8 +43,9 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_artifact(model_dir: str | Path, *, model_bytes: bytes, model_format: str, schema: Schema,
-                   metadata: dict) -> dict:
+def write_artifact(
+    model_dir: str | Path, *, model_bytes: bytes, model_format: str, schema: Schema, metadata: dict
+) -> dict:
     """Write the model, the schema and metadata.json (with file hashes) into model_dir; returns the metadata."""
     if model_format not in MODEL_FILES:
         raise ValueError(f"model_format {model_format!r}: use one of {sorted(MODEL_FILES)}")
@@ -79,7 +80,9 @@ def read_metadata(model_dir: str | Path) -> dict:
             "SM_MODEL_DIR / --model-dir at the extracted model.tar.gz)"
         ) from None
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc}): the artifact is damaged; retrain or restore it") from None
+        raise ArtifactError(
+            f"{path} is not valid JSON ({exc}): the artifact is damaged; retrain or restore it"
+        ) from None
     if metadata.get("format_version") != FORMAT_VERSION or "files" not in metadata:
         raise ArtifactError(
             f"{path}: format_version {metadata.get('format_version')!r} is not {FORMAT_VERSION}: "

@@ -75,8 +75,9 @@ def _latest_pipeline_run() -> Trained | None:
             continue
         if json.loads((model_dir / "schema.json").read_text(encoding="utf-8")) != current_schema:
             return None
-        return Trained(model_dir, processing / "train", processing / "validation", processing / "test",
-                       f"pipeline run {run.name}")
+        return Trained(
+            model_dir, processing / "train", processing / "validation", processing / "test", f"pipeline run {run.name}"
+        )
     return None
 
 
@@ -90,8 +91,9 @@ def trained(sample_data, hyperparameters, tmp_path_factory) -> Trained:
 
     work = tmp_path_factory.mktemp("trained")
     prepare.run(sample_data, CONFIG / "schema.json", CONFIG / "baseline.json", work)
-    train.run(work / "train", work / "model", hyperparameters, CONFIG / "schema.json",
-              validation_path=work / "validation")
+    train.run(
+        work / "train", work / "model", hyperparameters, CONFIG / "schema.json", validation_path=work / "validation"
+    )
     return Trained(work / "model", work / "train", work / "validation", work / "test", "fresh")
 
 

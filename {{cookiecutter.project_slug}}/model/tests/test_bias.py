@@ -48,14 +48,16 @@ def test_post_training_bias_on_holdout_meets_its_gate(post_training, baseline, m
 
 
 # Hand-computed cases pin the implementation to Clarify's definitions.
-TOY = Schema.from_dict({
-    "problem_type": "binary_classification",
-    "target": "y",
-    "classes": ["no", "yes"],
-    "label_values_or_threshold": ["yes"],
-    "features": [{"name": "x", "type": "float"}],
-    "sensitive_features": [{"name": "group", "facet_values_or_threshold": ["d"]}],
-})
+TOY = Schema.from_dict(
+    {
+        "problem_type": "binary_classification",
+        "target": "y",
+        "classes": ["no", "yes"],
+        "label_values_or_threshold": ["yes"],
+        "features": [{"name": "x", "type": "float"}],
+        "sensitive_features": [{"name": "group", "facet_values_or_threshold": ["d"]}],
+    }
+)
 
 
 def test_clarify_definitions_on_a_hand_computed_example():
@@ -82,15 +84,18 @@ def test_a_model_that_never_favours_facet_d_fails_the_gates(baseline):
 
 
 def test_regression_outcomes_are_binarised_at_the_threshold():
-    schema = Schema.from_dict({
-        "problem_type": "regression",
-        "target": "y",
-        "label_values_or_threshold": [10.0],
-        "features": [{"name": "x", "type": "float"}],
-        "sensitive_features": [{"name": "group", "facet_values_or_threshold": ["d"]}],
-    })
+    schema = Schema.from_dict(
+        {
+            "problem_type": "regression",
+            "target": "y",
+            "label_values_or_threshold": [10.0],
+            "features": [{"name": "x", "type": "float"}],
+            "sensitive_features": [{"name": "group", "facet_values_or_threshold": ["d"]}],
+        }
+    )
     group = np.array(["a", "a", "d", "d"])
-    result = metrics.bias_metrics(schema, {"group": group}, np.array([12.0, 5.0, 11.0, 9.0]),
-                                  np.array([15.0, 11.0, 3.0, 2.0]))["group"]
+    result = metrics.bias_metrics(
+        schema, {"group": group}, np.array([12.0, 5.0, 11.0, 9.0]), np.array([15.0, 11.0, 3.0, 2.0])
+    )["group"]
     assert result["DPPL"] == pytest.approx(1.0 - 0.0)
     assert result["DI"] == pytest.approx(0.0)

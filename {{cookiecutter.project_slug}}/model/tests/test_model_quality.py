@@ -56,7 +56,14 @@ def test_classification_probabilities_are_a_distribution(schema, holdout):
 
 def test_artifact_records_its_lineage(scorer):
     metadata = scorer.metadata
-    for field in ("model_version", "git_commit", "training_data_sha256", "hyperparameters", "metrics",
-                  "created_at", "model_sha256"):
+    for field in (
+        "model_version",
+        "git_commit",
+        "training_data_sha256",
+        "hyperparameters",
+        "metrics",
+        "created_at",
+        "model_sha256",
+    ):
         assert metadata.get(field), field
     assert metadata["model_format"] in ("onnx", "skops")

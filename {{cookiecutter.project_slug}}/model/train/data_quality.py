@@ -33,8 +33,12 @@ def profile(schema: Schema, data: Dataset) -> dict:
         counts = np.bincount(data.target, minlength=len(schema.classes))
         out["class_fraction"] = {c: float(n / rows) for c, n in zip(schema.classes, counts, strict=True)}
     elif data.target is not None:
-        out["target"] = {"mean": float(np.mean(data.target)), "std": float(np.std(data.target)),
-                         "min": float(np.min(data.target)), "max": float(np.max(data.target))}
+        out["target"] = {
+            "mean": float(np.mean(data.target)),
+            "std": float(np.std(data.target)),
+            "min": float(np.min(data.target)),
+            "max": float(np.max(data.target)),
+        }
     return out
 
 
@@ -45,21 +49,41 @@ def check(summary: Mapping, gates: Mapping[str, float]) -> list[GateResult]:
     results = []
     if "min_rows" in gates:
         ok = summary["rows"] >= gates["min_rows"]
-        results.append(GateResult("data", "rows", summary["rows"], f"min {gates['min_rows']}",
-                                  "passed" if ok else "failed"))
+        results.append(
+            GateResult("data", "rows", summary["rows"], f"min {gates['min_rows']}", "passed" if ok else "failed")
+        )
     if "max_missing_fraction" in gates:
         limit = gates["max_missing_fraction"]
         for name, fraction in summary["missing_fraction"].items():
-            results.append(GateResult("data", "missing_fraction", fraction, f"max {limit}",
-                                      "passed" if fraction <= limit else "failed", facet=name))
+            results.append(
+                GateResult(
+                    "data",
+                    "missing_fraction",
+                    fraction,
+                    f"max {limit}",
+                    "passed" if fraction <= limit else "failed",
+                    facet=name,
+                )
+            )
     if "max_duplicate_fraction" in gates:
         limit = gates["max_duplicate_fraction"]
         fraction = summary["duplicate_fraction"]
-        results.append(GateResult("data", "duplicate_fraction", fraction, f"max {limit}",
-                                  "passed" if fraction <= limit else "failed"))
+        results.append(
+            GateResult(
+                "data", "duplicate_fraction", fraction, f"max {limit}", "passed" if fraction <= limit else "failed"
+            )
+        )
     if "min_class_fraction" in gates and "class_fraction" in summary:
         limit = gates["min_class_fraction"]
         for label, fraction in summary["class_fraction"].items():
-            results.append(GateResult("data", "class_fraction", fraction, f"min {limit}",
-                                      "passed" if fraction >= limit else "failed", facet=label))
+            results.append(
+                GateResult(
+                    "data",
+                    "class_fraction",
+                    fraction,
+                    f"min {limit}",
+                    "passed" if fraction >= limit else "failed",
+                    facet=label,
+                )
+            )
     return results

@@ -60,8 +60,9 @@ class Dataset:
         return len(self.frame)
 
 
-def validate(schema: Schema, frame: pd.DataFrame, *, require_target: bool = True,
-             require_sensitive: bool = True) -> Dataset:
+def validate(
+    schema: Schema, frame: pd.DataFrame, *, require_target: bool = True, require_sensitive: bool = True
+) -> Dataset:
     """Check a table against the contract; raise DataValidationError listing every broken rule."""
     needed = list(schema.feature_names)
     if require_target:

@@ -34,8 +34,9 @@ def resolve_model_dir(path: Path, scratch: Path) -> Path:
     return model_artifact.extract(tar, scratch)
 
 
-def run(model_path: str | Path, test_path: str | Path, baseline_path: str | Path,
-        output_dir: str | Path | None = None) -> dict:
+def run(
+    model_path: str | Path, test_path: str | Path, baseline_path: str | Path, output_dir: str | Path | None = None
+) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         scorer = model_artifact.Scorer(resolve_model_dir(Path(model_path), Path(scratch)))
         schema = scorer.schema
@@ -51,8 +52,9 @@ def run(model_path: str | Path, test_path: str | Path, baseline_path: str | Path
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    log.info("evaluated %s on %d rows: gates %s", scorer.model_version, len(test),
-             "passed" if report["passed"] else "FAILED")
+    log.info(
+        "evaluated %s on %d rows: gates %s", scorer.model_version, len(test), "passed" if report["passed"] else "FAILED"
+    )
     return report
 
 

@@ -43,8 +43,12 @@ SPECS: dict[str, Spec] = {
     "min_samples_leaf": Spec(int, "20", 1, 100000, help="smallest leaf of each tree"),
     "regularization": Spec(float, "1.0", 0.0, 1e6, low_exclusive=True, help="C (logistic) or alpha (ridge)"),
     "random_state": Spec(int, "42", 0, 2**32 - 1, help="seed for reproducible fits"),
-    "model_format": Spec(str, "auto", choices=("auto", "onnx", "skops"),
-                         help="auto: ONNX when the estimator converts and matches, else skops"),
+    "model_format": Spec(
+        str,
+        "auto",
+        choices=("auto", "onnx", "skops"),
+        help="auto: ONNX when the estimator converts and matches, else skops",
+    ),
 }
 # Keys SageMaker's script mode adds on its own; they are not ours to validate.
 RESERVED_PREFIX = "sagemaker_"

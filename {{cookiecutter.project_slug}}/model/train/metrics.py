@@ -21,8 +21,9 @@ from data_contract import Schema
 GATE_KINDS = ("min", "max", "max_abs")
 
 
-def quality_metrics(schema: Schema, y_true: np.ndarray, values: np.ndarray,
-                    probabilities: np.ndarray | None = None) -> dict[str, float]:
+def quality_metrics(
+    schema: Schema, y_true: np.ndarray, values: np.ndarray, probabilities: np.ndarray | None = None
+) -> dict[str, float]:
     """y_true and values are class indices (classification) or numbers (regression)."""
     if schema.problem_type == "regression":
         return {
@@ -78,8 +79,9 @@ def _recall(y_true, y_pred) -> float:
     return float(np.asarray(y_pred, dtype=bool)[positives].mean()) if positives.any() else math.nan
 
 
-def bias_metrics(schema: Schema, sensitive: Mapping[str, np.ndarray], y_true: np.ndarray,
-                 y_pred: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+def bias_metrics(
+    schema: Schema, sensitive: Mapping[str, np.ndarray], y_true: np.ndarray, y_pred: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
     """Pre-training (CI, DPL) and, with predictions, post-training (DPPL, DI, AD, RD, SD) metrics per facet."""
     from fairlearn.metrics import MetricFrame, selection_rate
 
@@ -156,8 +158,9 @@ def load_baseline(path: str | Path) -> dict:
     return baseline
 
 
-def _check(group: str, metric: str, value: float | None, bounds: Mapping[str, float],
-           facet: str | None = None) -> GateResult:
+def _check(
+    group: str, metric: str, value: float | None, bounds: Mapping[str, float], facet: str | None = None
+) -> GateResult:
     bound = ", ".join(f"{k} {v}" for k, v in bounds.items())
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return GateResult(group, metric, None, bound, "not_computed", facet)
@@ -169,8 +172,9 @@ def _check(group: str, metric: str, value: float | None, bounds: Mapping[str, fl
     return GateResult(group, metric, float(value), bound, "passed" if ok else "failed", facet)
 
 
-def check_gates(baseline: Mapping, quality: Mapping[str, float],
-                bias: Mapping[str, Mapping[str, float]]) -> list[GateResult]:
+def check_gates(
+    baseline: Mapping, quality: Mapping[str, float], bias: Mapping[str, Mapping[str, float]]
+) -> list[GateResult]:
     """Every gate in baseline.json against the measured metrics; a gated metric that was not measured fails."""
     results = []
     for metric, bounds in baseline.get("quality", {}).items():
@@ -193,8 +197,10 @@ def metrics_report(schema: Schema, quality: Mapping[str, float], bias: Mapping, 
     }[schema.problem_type]
     return {
         key: {name: {"value": value, "standard_deviation": "NaN"} for name, value in quality.items()},
-        "bias_metrics": {facet: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
-                         for facet, values in bias.items()},
+        "bias_metrics": {
+            facet: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+            for facet, values in bias.items()
+        },
         "gates": [asdict(g) for g in gates],
         "passed": all(g.passed for g in gates),
     }

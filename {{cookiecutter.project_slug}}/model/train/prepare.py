@@ -28,22 +28,30 @@ class PreparationError(RuntimeError):
     pass
 
 
-def split_indices(n: int, target: np.ndarray | None, stratify: bool, test: float, validation: float,
-                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_indices(
+    n: int, target: np.ndarray | None, stratify: bool, test: float, validation: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Deterministic (stratified for classification) split into train / validation / test row indices."""
     from sklearn.model_selection import train_test_split
 
     indices = np.arange(n)
-    rest, test_idx = train_test_split(indices, test_size=test, random_state=seed,
-                                      stratify=target if stratify else None)
+    rest, test_idx = train_test_split(indices, test_size=test, random_state=seed, stratify=target if stratify else None)
     relative = validation / (1.0 - test)
-    train_idx, val_idx = train_test_split(rest, test_size=relative, random_state=seed,
-                                          stratify=target[rest] if stratify else None)
+    train_idx, val_idx = train_test_split(
+        rest, test_size=relative, random_state=seed, stratify=target[rest] if stratify else None
+    )
     return np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
 
 
-def run(data_path: str | Path, schema_path: str | Path, baseline_path: str | Path, output_dir: str | Path,
-        test_fraction: float = 0.2, validation_fraction: float = 0.15, seed: int = 42) -> dict:
+def run(
+    data_path: str | Path,
+    schema_path: str | Path,
+    baseline_path: str | Path,
+    output_dir: str | Path,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.15,
+    seed: int = 42,
+) -> dict:
     for name, value in (("test_fraction", test_fraction), ("validation_fraction", validation_fraction)):
         if not 0.0 < value < 0.5:
             raise PreparationError(f"{name} = {value}: give a fraction between 0 and 0.5")
@@ -55,8 +63,9 @@ def run(data_path: str | Path, schema_path: str | Path, baseline_path: str | Pat
     failed = [g for g in gates if not g.passed]
     if failed:
         raise PreparationError("data gates failed: " + "; ".join(g.describe() for g in failed))
-    train_idx, val_idx, test_idx = split_indices(len(data), data.target, schema.is_classification,
-                                                 test_fraction, validation_fraction, seed)
+    train_idx, val_idx, test_idx = split_indices(
+        len(data), data.target, schema.is_classification, test_fraction, validation_fraction, seed
+    )
     output_dir = Path(output_dir)
     columns = [*schema.feature_names, schema.target, *[s.name for s in schema.sensitive_features]]
     counts = {}
@@ -90,8 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        run(args.data, args.schema, args.baseline, args.output_dir, args.test_fraction,
-            args.validation_fraction, args.seed)
+        run(
+            args.data,
+            args.schema,
+            args.baseline,
+            args.output_dir,
+            args.test_fraction,
+            args.validation_fraction,
+            args.seed,
+        )
     except (PreparationError, DataValidationError, SchemaError, FileNotFoundError, ValueError) as exc:
         print(f"prepare failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

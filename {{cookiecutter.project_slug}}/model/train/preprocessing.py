@@ -1,9 +1,10 @@
 """The feature pipeline, built from the data contract so that it is fitted once and shipped inside the model.
 
 Numeric columns: median imputation, then standard scaling for linear models only (trees are indifferent to
-scale, and leaving their inputs unscaled keeps split decisions identical in ONNX's float32). Categorical columns: one-hot encoding that treats the
-missing-value token as a category and ignores categories it never saw. The estimator follows. The whole pipeline
-is exported as one ONNX graph, so serving applies exactly the transforms fitted here.
+scale, and leaving their inputs unscaled keeps split decisions identical in ONNX's float32). Categorical
+columns: one-hot encoding that treats the missing-value token as a category and ignores categories it never saw.
+The estimator follows. The whole pipeline is exported as one ONNX graph, so serving applies exactly the
+transforms fitted here.
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ def build_preprocessor(schema: Schema, scale_numeric: bool = True) -> ColumnTran
             steps.append(("scale", StandardScaler()))
         transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
-        transformers.append((
-            "categorical",
-            OneHotEncoder(
-                categories=[[*f.categories, MISSING_CATEGORY] for f in categorical],
-                handle_unknown="ignore",
-                sparse_output=False,
-            ),
-            [f.name for f in categorical],
-        ))
+        transformers.append(
+            (
+                "categorical",
+                OneHotEncoder(
+                    categories=[[*f.categories, MISSING_CATEGORY] for f in categorical],
+                    handle_unknown="ignore",
+                    sparse_output=False,
+                ),
+                [f.name for f in categorical],
+            )
+        )
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 
@@ -90,7 +93,9 @@ def build_estimator(problem_type: str, params: dict):
 
 
 def build_pipeline(schema: Schema, params: dict) -> Pipeline:
-    return Pipeline([
-        ("preprocess", build_preprocessor(schema, scale_numeric=params["estimator"] == "linear")),
-        ("estimator", build_estimator(schema.problem_type, params)),
-    ])
+    return Pipeline(
+        [
+            ("preprocess", build_preprocessor(schema, scale_numeric=params["estimator"] == "linear")),
+            ("estimator", build_estimator(schema.problem_type, params)),
+        ]
+    )

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +78,14 @@ def git_commit() -> str:
     if os.environ.get("GIT_COMMIT"):
         return os.environ["GIT_COMMIT"]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+            check=True,
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -87,19 +93,25 @@ def git_commit() -> str:
 
 def _versions() -> dict[str, str]:
     import onnxruntime
-    import sklearn
     import skl2onnx
+    import sklearn
 
-    return {"python": platform.python_version(), "numpy": np.__version__, "scikit-learn": sklearn.__version__,
-            "skl2onnx": skl2onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 def export_onnx(pipeline, schema: Schema) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    inputs = [(f.name, FloatTensorType([None, 1]) if f.is_numeric else StringTensorType([None, 1]))
-              for f in schema.features]
+    inputs = [
+        (f.name, FloatTensorType([None, 1]) if f.is_numeric else StringTensorType([None, 1])) for f in schema.features
+    ]
     options = {id(pipeline): {"zipmap": False}} if schema.is_classification else None
     return to_onnx(pipeline, initial_types=inputs, options=options).SerializeToString()
 
@@ -142,8 +154,10 @@ def serialise(pipeline, schema: Schema, params: dict, check_columns: dict) -> tu
             extra["onnx_parity"] = parity
             if parity["passed"]:
                 return data, "onnx", extra
-            reason = (f"ONNX output differs from scikit-learn (max abs diff {parity['max_abs_diff']:.2e}, "
-                      f"label agreement {parity['label_agreement']:.4f})")
+            reason = (
+                f"ONNX output differs from scikit-learn (max abs diff {parity['max_abs_diff']:.2e}, "
+                f"label agreement {parity['label_agreement']:.4f})"
+            )
         except Exception as exc:  # skl2onnx raises many types for unsupported estimators
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             reason = f"skl2onnx could not convert estimator {params['estimator']!r}: {first_line[:200]}"
@@ -156,8 +170,14 @@ def serialise(pipeline, schema: Schema, params: dict, check_columns: dict) -> tu
     return data, "skops", extra
 
 
-def run(train_path: str | Path, model_dir: str | Path, hyperparameters: dict, schema_path: str | Path,
-        validation_path: str | Path | None = None, output_data_dir: str | Path | None = None) -> dict:
+def run(
+    train_path: str | Path,
+    model_dir: str | Path,
+    hyperparameters: dict,
+    schema_path: str | Path,
+    validation_path: str | Path | None = None,
+    output_data_dir: str | Path | None = None,
+) -> dict:
     """Fit, check, export and write the artifact; returns its metadata."""
     started = time.monotonic()
     schema = Schema.load(schema_path)
@@ -186,7 +206,7 @@ def run(train_path: str | Path, model_dir: str | Path, hyperparameters: dict, sc
         probabilities, values = None, pipeline.predict(frame)
     scores = metrics.quality_metrics(schema, check.target, values, probabilities)
     metadata = {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "training_data_sha256": dataset.sha256_of(train_files),
         "training_rows": len(train),
@@ -199,8 +219,9 @@ def run(train_path: str | Path, model_dir: str | Path, hyperparameters: dict, sc
         "training_job": os.environ.get("TRAINING_JOB_NAME", "local"),
         **extra,
     }
-    written = model_artifact.write_artifact(model_dir, model_bytes=data, model_format=model_format, schema=schema,
-                                            metadata=metadata)
+    written = model_artifact.write_artifact(
+        model_dir, model_bytes=data, model_format=model_format, schema=schema, metadata=metadata
+    )
     if output_data_dir is not None:
         out = Path(output_data_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -233,17 +254,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", type=Path, default=defaults["validation"], help="optional validation data")
     parser.add_argument("--model-dir", type=Path, default=defaults["model_dir"], help="where the artifact goes")
     parser.add_argument("--output-data-dir", type=Path, default=defaults["output_data_dir"])
-    parser.add_argument("--hyperparameters", type=Path, default=defaults["hyperparameters"],
-                        help="JSON object of string values (SM_HPS wins when set)")
+    parser.add_argument(
+        "--hyperparameters",
+        type=Path,
+        default=defaults["hyperparameters"],
+        help="JSON object of string values (SM_HPS wins when set)",
+    )
     parser.add_argument("--schema", type=Path, default=defaults["schema"], help="the data contract")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _stop)
     try:
-        run(args.train, args.model_dir, read_hyperparameters(args.hyperparameters), args.schema,
-            validation_path=args.validation, output_data_dir=args.output_data_dir)
-    except (TrainingError, hp.HyperparameterError, SchemaError, DataValidationError, FileNotFoundError,
-            model_artifact.ArtifactError) as exc:
+        run(
+            args.train,
+            args.model_dir,
+            read_hyperparameters(args.hyperparameters),
+            args.schema,
+            validation_path=args.validation,
+            output_data_dir=args.output_data_dir,
+        )
+    except (
+        TrainingError,
+        hp.HyperparameterError,
+        SchemaError,
+        DataValidationError,
+        FileNotFoundError,
+        model_artifact.ArtifactError,
+    ) as exc:
         reason = f"{type(exc).__name__}: {exc}"
         log.error("%s", reason)
         write_failure(reason)
