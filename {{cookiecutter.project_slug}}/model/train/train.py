@@ -47,7 +47,10 @@ def opt_ml() -> Path:
 
 def default_paths() -> dict[str, Path | None]:
     root = opt_ml()
-    channel = lambda name: Path(os.environ.get(f"SM_CHANNEL_{name.upper()}", root / "input" / "data" / name))  # noqa: E731
+
+    def channel(name: str) -> Path:
+        return Path(os.environ.get(f"SM_CHANNEL_{name.upper()}", root / "input" / "data" / name))
+
     schema_candidates = [channel("config") / "schema.json", Path(__file__).resolve().parent / "schema.json"]
     return {
         "train": channel("train"),
