@@ -1,14 +1,14 @@
 """Generate copier.yml from cookiecutter.json, the one source of truth for the template's questions.
 
-cookiecutter.json holds the questions, their prompts (``__prompts__``), the validation rules (``_validators``:
-Jinja expressions shared by the cookiecutter pre-gen hook and copier's validators), the prune table (``_prune``:
-shared by the post-gen hook and copier's ``_exclude``) and two embedded lists (``_aws_regions``,
-``_python_keywords``) that this script can refresh from botocore and the ``keyword`` module.
+cookiecutter.json holds the questions, their prompts (``__prompts__``), the validation rules
+(``_validators``: Jinja expressions shared by the cookiecutter pre-gen hook and copier's validators),
+the prune table (``_prune``: shared by the post-gen hook and copier's ``_exclude``) and two embedded
+lists (``_aws_regions``, ``_python_keywords``) that this script refreshes from botocore and ``keyword``.
 
 Usage:
-    python scripts/generate_copier_yml.py             # rewrite copier.yml
-    python scripts/generate_copier_yml.py --check     # exit 1 (with a diff) if copier.yml is stale
-    python scripts/generate_copier_yml.py --refresh-data  # refresh the embedded lists, then rewrite copier.yml
+    python scripts/generate_copier_yml.py                 # rewrite copier.yml
+    python scripts/generate_copier_yml.py --check         # exit 1 with a diff if copier.yml is stale
+    python scripts/generate_copier_yml.py --refresh-data  # refresh the embedded lists, rewrite copier.yml
 """
 
 from __future__ import annotations
@@ -112,29 +112,6 @@ def validator(config: dict[str, Any], question: str) -> str | None:
     return f"{preamble}\n{text}" if preamble else text
 
 
-def guard(config: dict[str, Any]) -> str:
-    """Re-check every rule in one place that copier always renders.
-
-    copier does not validate defaults under ``--defaults`` (e.g. a project_slug derived from a 60-character
-    project_name), so the hidden ``cookiecutter`` question re-runs all rules and aborts via ``mandatory``
-    with the same message as the validator, before anything is written.
-    """
-    body = []
-    for index, rule in enumerate(config["_validators"]):
-        keyword_ = "if" if index == 0 else "elif"
-        body.append(f"{{%- {keyword_} {rule['invalid_if']} %}}")
-        body.append(
-            f"{{%- set validation_error -%}}Validation error for question '{rule['question']}': "
-            f"{rule['message']}{{%- endset %}}"
-        )
-    body.append("{%- endif %}")
-    body.append("{%- if validation_error is defined %}{{ validation_failed | mandatory(validation_error) }}")
-    body.append("{%- endif %}")
-    text = "\n".join(body)
-    preamble = constant_preamble(text, constants(config))
-    return f"{preamble}\n{text}" if preamble else text
-
-
 def cookiecutter_object(config: dict[str, Any]) -> str:
     """Default of the hidden ``cookiecutter`` question: every answer, so templates say ``cookiecutter.x``.
 
@@ -193,13 +170,15 @@ def copier_question(config: dict[str, Any], name: str, value: Any) -> dict[str, 
 def exclude_patterns(config: dict[str, Any]) -> list[str]:
     """The prune table as copier exclusions; a leading '/' anchors the path at the project root."""
     return [
-        f"{{% if {condition} %}}/{path.strip('/')}{{% endif %}}" for path, condition in config["_prune"].items()
+        f"{{% if {condition} %}}/{path.strip('/')}{{% endif %}}"
+        for path, condition in config["_prune"].items()
     ]
 
 
 def build(config: dict[str, Any]) -> dict[str, Any]:
     document: dict[str, Any] = {
-        "_min_copier_version": "9.0.0",
+        # 9.8 is the first copier that validates defaults under --defaults (a derived project_slug, for one).
+        "_min_copier_version": "9.8.0",
         "_subdirectory": f"{{% raw %}}{TEMPLATE_DIR}{{% endraw %}}",
         "_templates_suffix": "",
         "_answers_file": ANSWERS_FILE,
@@ -210,7 +189,7 @@ def build(config: dict[str, Any]) -> dict[str, Any]:
     document["cookiecutter"] = {
         "type": "json",
         "when": False,
-        "default": guard(config) + "\n" + cookiecutter_object(config),
+        "default": cookiecutter_object(config),
     }
     return document
 
@@ -233,7 +212,9 @@ def render(config: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="fail if copier.yml is not up to date")
     parser.add_argument(
         "--refresh-data", action="store_true", help="refresh _aws_regions and _python_keywords first"

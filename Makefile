@@ -1,0 +1,44 @@
+# Developing the template. `make test` is the command CI runs (through .ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum requirements-dev.txt | cut -c1-16)
+DEMO_DIR ?= build/demo
+DEMO_VENV ?= $(CURDIR)/.cache/demo-venv
+
+.PHONY: help setup test lint generate copier-yml golden clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create the template's development environment (no-op when up to date)
+
+$(STAMP): requirements-dev.txt
+	[ -x "$(BIN)/python" ] || $(PYTHON) -m venv "$(VENV)"
+	"$(BIN)/python" -m pip install --disable-pip-version-check -r requirements-dev.txt
+	rm -f "$(VENV)"/.installed-* && touch "$(STAMP)"
+
+test: setup ## run every test: bake matrix, parity, bad answers, updates, generated projects' suites
+	"$(BIN)/python" -m pytest
+
+lint: setup ## ruff on the template's own code; copier.yml must match cookiecutter.json
+	"$(BIN)/ruff" check hooks scripts tests
+	"$(BIN)/ruff" format --check hooks scripts tests
+	"$(BIN)/python" scripts/generate_copier_yml.py --check
+
+generate: setup ## bake a demo repository into build/demo and run its main job (make setup pipeline)
+	rm -rf "$(DEMO_DIR)"
+	"$(BIN)/cookiecutter" --no-input --output-dir "$(DEMO_DIR)" .
+	$(MAKE) -C "$(DEMO_DIR)/customer_churn" setup pipeline VENV="$(DEMO_VENV)"
+
+copier-yml: setup ## regenerate copier.yml from cookiecutter.json (REFRESH=1 also refreshes regions and keywords)
+	"$(BIN)/python" scripts/generate_copier_yml.py $(if $(REFRESH),--refresh-data)
+
+golden: setup ## regenerate tests/golden/ file listings after adding or removing template files
+	"$(BIN)/python" -m tests.golden --update
+
+clean: ## remove build outputs and caches (keeps .venv)
+	rm -rf build .pytest_cache .ruff_cache
