@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -95,6 +96,7 @@ def max_payload_bytes(environ: dict | None = None) -> int:
     return megabytes * 1024 * 1024
 
 
+@functools.lru_cache(maxsize=64)  # clients repeat the same few header values
 def parse_media_type(header: str | None) -> tuple[str, str]:
     """'text/csv; charset=UTF-8' -> ('text/csv', 'utf-8'); the charset defaults to UTF-8."""
     if not header:
@@ -234,6 +236,7 @@ def predict_fn(columns: dict, model: Scorer) -> Predictions:
 
 
 # ---------------------------------------------------------------------------------------------- output_fn
+@functools.lru_cache(maxsize=64)
 def choose_accept(accept: str | None) -> str:
     """Pick the response format from an Accept header (q-values honoured); raises 406 when none fits."""
     if not accept or not accept.strip():
@@ -278,26 +281,28 @@ def _records(predictions: Predictions) -> list[dict]:
     if not predictions.is_classification:
         return [{"score": score} for score in np.asarray(predictions.values, dtype=np.float64).tolist()]
     labels = list(predictions.classes)
-    probabilities = _rounded(predictions.probabilities)
-    names = [labels[i] for i in predictions.values.tolist()]
-    chosen = probabilities[np.arange(len(predictions)), predictions.values].tolist()
+    indices = predictions.values.tolist()
+    rows = _rounded(predictions.probabilities)
     return [
-        {"predicted_label": name, "probability": p, "probabilities": row, "labels": labels}
-        for name, p, row in zip(names, chosen, probabilities.tolist(), strict=True)
+        {"predicted_label": labels[i], "probability": row[i], "probabilities": row, "labels": labels}
+        for i, row in zip(indices, rows, strict=True)
     ]
 
 
 def _to_csv(predictions: Predictions) -> str:
     """One line per record: 'label,p_class0,p_class1,...' or the regression score."""
     if not predictions.is_classification:
-        return "\n".join(map(repr, np.asarray(predictions.values, dtype=np.float64).tolist())) + "\n"
-    labels = np.asarray([_csv_field(c) for c in predictions.classes], dtype=object)[predictions.values]
-    lines = [",".join(map(repr, row)) for row in _rounded(predictions.probabilities).tolist()]
-    return "".join([f"{label},{line}\n" for label, line in zip(labels.tolist(), lines, strict=True)])
+        return "".join([f"{score!r}\n" for score in np.asarray(predictions.values, dtype=np.float64).tolist()])
+    labels = [_csv_field(c) for c in predictions.classes]
+    rows = _rounded(predictions.probabilities)
+    return "".join([
+        labels[i] + "," + ",".join(map(repr, row)) + "\n"
+        for i, row in zip(predictions.values.tolist(), rows, strict=True)
+    ])
 
 
-def _rounded(probabilities: np.ndarray) -> np.ndarray:
-    return np.round(np.asarray(probabilities, dtype=np.float64), PROBABILITY_DIGITS)
+def _rounded(probabilities: np.ndarray) -> list[list[float]]:
+    return np.asarray(probabilities, dtype=np.float64).round(PROBABILITY_DIGITS).tolist()
 
 
 def _csv_field(value: str) -> str:

@@ -34,6 +34,7 @@ from model_artifact import ArtifactError
 
 MAX_TRANSFORM_BUDGET_MB = 100  # Batch Transform: MaxConcurrentTransforms x MaxPayloadInMB <= 100
 JSON_TYPE = b"application/json"
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def log(record: dict) -> None:
@@ -169,8 +170,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets that name it, and without it small
+    # responses wait for the client's delayed ACK (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -183,7 +187,17 @@ def run_worker(app: InferenceApp, sock: socket.socket, graceful_seconds: float) 
         log_level="warning", server_header=False, date_header=False, timeout_keep_alive=75,
         timeout_graceful_shutdown=graceful_seconds,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+
+    def request_exit(signum, frame) -> None:
+        server.should_exit = True
+
+    # uvicorn installs its own handlers while serving and re-raises the signal once drained; this handler
+    # underneath turns that re-raise (and a signal that arrives before uvicorn is listening) into a clean exit 0.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, request_exit)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    server.run(sockets=[sock])
 
 
 def supervise(app: InferenceApp, sock: socket.socket, workers: int, graceful_seconds: float) -> int:
@@ -192,10 +206,10 @@ def supervise(app: InferenceApp, sock: socket.socket, workers: int, graceful_sec
     stopping = False
 
     def spawn() -> None:
+        # Signals stay blocked across fork until the child has its own handlers (see run_worker).
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
                 run_worker(app, sock, graceful_seconds)
@@ -204,6 +218,7 @@ def supervise(app: InferenceApp, sock: socket.socket, workers: int, graceful_sec
                 code = 1
             os._exit(code)
         children.add(pid)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def stop(signum, frame) -> None:
         nonlocal stopping
@@ -229,11 +244,23 @@ def supervise(app: InferenceApp, sock: socket.socket, workers: int, graceful_sec
     return 0
 
 
+def warm_up(scorer) -> None:
+    """Score one valid row before forking, so no worker pays for the first run's allocations."""
+    row = {}
+    for feature in scorer.schema.features:
+        if feature.is_numeric:
+            row[feature.name] = [feature.minimum if feature.minimum is not None else (feature.maximum or 0)]
+        else:
+            row[feature.name] = [feature.categories[0]]
+    predictor.predict_fn(scorer.schema.coerce_columns(row), scorer)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         max_payload = predictor.max_payload_bytes()
         scorer = predictor.model_fn(args.model_dir)
+        warm_up(scorer)
     except (ArtifactError, SchemaError, ValueError) as exc:
         log({"ts": time.time(), "level": "error", "event": "startup_failed", "error": str(exc)})
         print(f"serve.py: cannot start: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 The project's schema.json gives the features; the fixture derives the three problem types from it (the sample
 data generator writes a target for each), so serving is tested against exactly what training writes.
+Test modules import its helpers before pytest loads it as a plugin; it holds no asserts (PYTEST_DONT_REWRITE).
 """
 
 from __future__ import annotations

@@ -1,0 +1,282 @@
+"""The hosting contract, tested against the real server: serve.py runs as a subprocess on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fixtures_inference import csv_body, feature_records, feature_rows
+
+pytest_plugins = ("fixtures_inference",)
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVE = ROOT / "model" / "inference" / "serve.py"
+START_TIMEOUT = 20.0
+REQUEST_TIMEOUT = 10.0
+
+
+class Server:
+    """serve.py in a subprocess; its port is read from its own 'serving' log line (it binds port 0)."""
+
+    def __init__(self, model_dir: Path, log_path: Path, workers: int = 2, env: dict | None = None):
+        self.log_path = log_path
+        environment = {**os.environ, **(env or {})}
+        environment["PYTHONPATH"] = os.pathsep.join(str(ROOT / "model" / d) for d in ("common", "inference"))
+        self.log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, str(SERVE), "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
+             "--port", "0", "--workers", str(workers)],
+            stdout=self.log_file, stderr=subprocess.PIPE, env=environment,
+        )
+        self.port = self._wait_until_ready()
+
+    def _wait_until_ready(self) -> int:
+        deadline = time.monotonic() + START_TIMEOUT
+        port = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve.py exited with {self.process.returncode}: {self.process.stderr.read()!r}")
+            if port is None:
+                serving = [r for r in self.log_records() if r.get("event") == "serving"]
+                port = serving[0]["port"] if serving else None
+            if port is not None:
+                try:
+                    if request(port, "GET", "/ping")[0] == 200:
+                        return port
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"serve.py did not answer /ping within {START_TIMEOUT} s")
+
+    def log_records(self) -> list[dict]:
+        lines = self.log_path.read_bytes().decode().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=START_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=START_TIMEOUT)
+        self.process.stderr.close()
+        self.log_file.close()
+        return self.process.returncode
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def invoke(port: int, body: bytes, content_type: str = "text/csv", accept: str = "application/json", **headers):
+    return request(port, "POST", "/invocations", body, {"Content-Type": content_type, "Accept": accept, **headers})
+
+
+@pytest.fixture(scope="module")
+def server(artifacts, tmp_path_factory):
+    started = Server(artifacts["binary_classification"], tmp_path_factory.mktemp("serve") / "server.log",
+                     env={"MODEL_PACKAGE_VERSION": "7"})
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def model_version(artifacts) -> str:
+    return json.loads((artifacts["binary_classification"] / "metadata.json").read_text())["model_version"]
+
+
+# ------------------------------------------------------------------------------------------ happy paths
+def test_ping_is_200_with_an_empty_body(server):
+    status, _, body = request(server.port, "GET", "/ping")
+    assert (status, body) == (200, b"")
+
+
+def test_every_response_names_the_model_and_package_version(server, model_version):
+    for method, path in (("GET", "/ping"), ("GET", "/nowhere"), ("POST", "/invocations")):
+        _, headers, _ = request(server.port, method, path, b"", {"Content-Type": "text/csv"})
+        assert headers["x-model-version"] == model_version
+        assert headers["x-model-package-version"] == "7"
+
+
+def test_csv_in_json_out(server):
+    status, headers, body = invoke(server.port, csv_body(feature_rows(3)))
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    predictions = json.loads(body)["predictions"]
+    assert len(predictions) == 3
+    assert {p["predicted_label"] for p in predictions} <= {"no", "yes"}
+
+
+def test_csv_in_csv_out(server):
+    status, headers, body = invoke(server.port, csv_body(feature_rows(4)), accept="text/csv")
+    assert (status, headers["content-type"]) == (200, "text/csv")
+    lines = body.decode().splitlines()
+    assert len(lines) == 4
+    assert all(line.split(",")[0] in ("no", "yes") and len(line.split(",")) == 3 for line in lines)
+
+
+def test_json_records_in(server):
+    body = json.dumps({"instances": feature_records(2)}).encode()
+    status, _, answer = invoke(server.port, body, "application/json")
+    assert status == 200
+    assert len(json.loads(answer)["predictions"]) == 2
+
+
+def test_jsonlines_in_jsonlines_out(server):
+    body = "\n".join(json.dumps(r) for r in feature_records(3)).encode()
+    status, headers, answer = invoke(server.port, body, "application/jsonlines", "application/jsonlines")
+    assert (status, headers["content-type"]) == (200, "application/jsonlines")
+    assert len(answer.decode().splitlines()) == 3
+
+
+def test_execution_parameters_respect_the_batch_transform_budget(server):
+    status, _, body = request(server.port, "GET", "/execution-parameters")
+    parameters = json.loads(body)
+    assert status == 200
+    assert parameters["BatchStrategy"] == "MULTI_RECORD"
+    assert parameters["MaxPayloadInMB"] == 6
+    assert 1 <= parameters["MaxConcurrentTransforms"] * parameters["MaxPayloadInMB"] <= 100
+
+
+def test_each_request_writes_one_structured_log_line(server, model_version):
+    invoke(server.port, csv_body(feature_rows(5)), **{"X-Amzn-SageMaker-Inference-Id": "trace-42"})
+    deadline = time.monotonic() + REQUEST_TIMEOUT
+    records = []
+    while not records and time.monotonic() < deadline:
+        records = [r for r in server.log_records() if r.get("inference_id") == "trace-42"]
+        time.sleep(0.02)
+    assert len(records) == 1
+    record = records[0]
+    assert record["model_version"] == model_version
+    assert (record["rows"], record["status"], record["path"]) == (5, 200, "/invocations")
+    assert record["latency_ms"] >= 0
+
+
+def test_requests_without_an_inference_id_get_one(server):
+    request(server.port, "GET", "/execution-parameters")
+    time.sleep(0.1)
+    records = [r for r in server.log_records() if r.get("path") == "/execution-parameters"]
+    assert records and all(len(r["inference_id"]) >= 16 for r in records)
+
+
+@pytest.mark.parametrize("problem_type", ["multiclass_classification", "regression"])
+def test_other_problem_types_serve_their_own_output(artifacts, tmp_path, problem_type):
+    other = Server(artifacts[problem_type], tmp_path / "server.log", workers=1)
+    try:
+        status, _, body = invoke(other.port, csv_body(feature_rows(2)))
+    finally:
+        assert other.stop() == 0
+    predictions = json.loads(body)["predictions"]
+    assert status == 200
+    key = "score" if problem_type == "regression" else "predicted_label"
+    assert all(key in p for p in predictions)
+
+
+# ------------------------------------------------------------------------------------------- bad input
+def _bad_inputs():
+    rows = feature_rows(2)
+    short = [rows[0][:-1]]
+    wrong_type = [["many", *rows[0][1:]]]
+    return [
+        ("malformed_csv", b'1,"open\n', "text/csv", "application/json", 400),
+        ("wrong_column_count", csv_body(short), "text/csv", "application/json", 400),
+        ("wrong_type", csv_body(wrong_type), "text/csv", "application/json", 400),
+        ("out_of_range", csv_body([["-5", *rows[0][1:]]]), "text/csv", "application/json", 400),
+        ("malformed_json", b'{"instances": [', "application/json", "application/json", 400),
+        ("empty_body", b"", "text/csv", "application/json", 400),
+        ("unsupported_content_type", csv_body(rows), "application/x-protobuf", "application/json", 415),
+        ("unsupported_accept", csv_body(rows), "text/csv", "application/xml", 406),
+    ]
+
+
+@pytest.mark.parametrize(("name", "body", "content_type", "accept", "status"), _bad_inputs(),
+                         ids=[case[0] for case in _bad_inputs()])
+def test_bad_input_is_a_4xx_json_error_and_the_server_keeps_serving(server, name, body, content_type, accept,
+                                                                      status):
+    answered, headers, payload = invoke(server.port, body, content_type, accept)
+    assert answered == status
+    assert headers["content-type"] == "application/json"
+    error = json.loads(payload)
+    assert error["error"] and error["message"]
+    assert request(server.port, "GET", "/ping")[0] == 200
+
+
+def test_out_of_range_values_are_listed_as_issues(server):
+    row = feature_rows(1)[0]
+    status, _, payload = invoke(server.port, csv_body([["-5", *row[1:]]]))
+    assert status == 400
+    assert json.loads(payload)["issues"][0]["row"] == 0
+
+
+def test_an_unknown_path_is_404_and_a_wrong_method_405(server):
+    assert request(server.port, "GET", "/predict")[0] == 404
+    status, headers, body = request(server.port, "GET", "/invocations")
+    assert (status, headers["allow"]) == (405, "POST")
+    assert json.loads(body)["error"] == "method_not_allowed"
+    assert request(server.port, "POST", "/ping", b"")[0] == 405
+
+
+def test_a_body_over_the_limit_is_413(artifacts, tmp_path):
+    small = Server(artifacts["binary_classification"], tmp_path / "server.log", workers=1,
+                   env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"})
+    try:
+        row = csv_body(feature_rows(1))
+        status, _, body = invoke(small.port, row * (1024 * 1024 // len(row) + 1))
+        assert status == 413
+        assert json.loads(body)["error"] == "payload_too_large"
+        assert json.loads(request(small.port, "GET", "/execution-parameters")[2])["MaxPayloadInMB"] == 1
+        assert request(small.port, "GET", "/ping")[0] == 200
+    finally:
+        small.stop()
+
+
+# ------------------------------------------------------------------------------------------- lifecycle
+def test_a_tampered_artifact_refuses_to_start_with_a_clear_error(artifacts, tmp_path):
+    model_dir = shutil.copytree(artifacts["binary_classification"], tmp_path / "model")
+    (model_dir / "schema.json").write_text((model_dir / "schema.json").read_text() + " ")
+    with pytest.raises(RuntimeError, match="SHA-256") as caught:
+        Server(model_dir, tmp_path / "server.log")
+    assert "exited with 1" in str(caught.value)
+
+
+def test_sigterm_drains_the_request_in_flight_and_exits_0(artifacts, tmp_path):
+    server = Server(artifacts["binary_classification"], tmp_path / "server.log", workers=2)
+    body = csv_body(feature_rows(50))
+    half = len(body) // 2
+    with socket.create_connection(("127.0.0.1", server.port), timeout=REQUEST_TIMEOUT) as client:
+        client.sendall(b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n"
+                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:half])
+        time.sleep(0.3)  # the worker has started reading the request
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert server.process.poll() is None, "the server must wait for the request in flight"
+        client.sendall(body[half:])
+        response = b""
+        deadline = time.monotonic() + REQUEST_TIMEOUT
+        while time.monotonic() < deadline:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 200")
+    assert len(response.split(b"\r\n\r\n", 1)[1].splitlines()) == 50
+    assert server.process.wait(timeout=START_TIMEOUT) == 0
+    server.stop()
