@@ -23,9 +23,15 @@ GITHUB_EXPRESSION_FILES = (
     ".github/workflows/*.yaml",
     ".github/actions/*/action.yml",
 )
-# `}}` alone is also how code closes nested braces ({"a": {"b": 1}}); Jinja's own style is `{{ x }}`, so a
-# leftover `}}` is one preceded by a space.
-TEMPLATE_LEFTOVER = re.compile(r"\{\{|\s\}\}|\{%|%\}")
+# Jinja delimiters as templates write them: `{{ x }}`, `{%- if %}`, `{# c #}`, `{{cookiecutter.x}}`, `{%if%}`.
+# Bare `}}` and `%}` also occur in valid code ({"a": {"b": 1}}, f"{share:.0%}"), so a delimiter counts as a
+# leftover when spaced or trimmed like Jinja's, or when it opens a cookiecutter variable or a Jinja statement.
+JINJA_STATEMENTS = "if|elif|else|endif|for|endfor|set|endset|raw|endraw|macro|endmacro|include|import|now"
+TEMPLATE_LEFTOVER = re.compile(
+    r"\{\{[\s-]|[\s-]\}\}|\{%[\s-]|[\s-]%\}|\{#[\s-]|\{\{\s*cookiecutter\b|\{%\s*("
+    + JINJA_STATEMENTS
+    + r")\b"
+)
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
 
 
@@ -94,7 +100,10 @@ def test_leftover_check_sees_jinja_but_allows_github_expressions():
     assert leftovers("README.md", "name: {{ cookiecutter.project_slug }}")
     assert leftovers("a.py", "{% if x %}")
     assert leftovers("a.py", "x = 1 }}")
+    assert leftovers("a.py", "{{cookiecutter.project_slug}}")
+    assert leftovers("a.py", "{%if x%}")
     assert not leftovers("a.py", 'options = {"a": {"zipmap": False}}')
+    assert not leftovers("a.py", 'f"more than {limit:.0%} missing: {over}"')
     assert not leftovers(".github/workflows/ci.yml", "run: echo ${{ github.sha }}")
     assert leftovers(".github/workflows/ci.yml", "run: echo ${{ github.sha }} {{ oops }}")
 

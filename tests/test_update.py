@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import copier
@@ -69,3 +72,29 @@ def test_changing_the_license_answer_on_update_prunes_the_license(tmp_path):
 
     assert not (project / "LICENSE").exists()
     assert yaml.safe_load((project / ANSWERS_FILE).read_text(encoding="utf-8"))["license"] == "Proprietary"
+
+
+def test_relative_template_path_is_recorded_as_absolute(tmp_path):
+    """A relative ``_src_path`` would break later updates, so the hook records the absolute checkout path."""
+    template = make_template_repo(tmp_path / "template")
+    subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "--output-dir", "out", "template"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    answers_file = tmp_path / "out" / "customer_churn" / ANSWERS_FILE
+    recorded = yaml.safe_load(answers_file.read_text(encoding="utf-8"))
+    assert recorded["_src_path"] == str(template)
+    assert recorded["_commit"] == "v0.0.0"
+
+
+def test_template_outside_git_records_no_commit_under_either_tool(tmp_path):
+    repo = make_template_repo(tmp_path / "repo")
+    plain = tmp_path / "plain"
+    shutil.copytree(repo, plain, ignore=shutil.ignore_patterns(".git"))
+    from_cookiecutter = bake_cookiecutter(plain, ANSWERS, tmp_path / "cc")
+    copier.run_copy(str(plain), str(tmp_path / "cp"), data=ANSWERS, defaults=True, unsafe=False, quiet=True)
+    answers = (from_cookiecutter / ANSWERS_FILE).read_text(encoding="utf-8")
+    assert answers == (tmp_path / "cp" / ANSWERS_FILE).read_text(encoding="utf-8")
+    assert "_commit" not in yaml.safe_load(answers)
