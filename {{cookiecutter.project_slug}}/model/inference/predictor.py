@@ -115,7 +115,8 @@ def input_fn(body: bytes, content_type: str | None, schema: Schema, max_bytes: i
     limit = max_payload_bytes() if max_bytes is None else max_bytes
     if len(body) > limit:
         raise InferenceError(
-            413, "payload_too_large",
+            413,
+            "payload_too_large",
             f"the body has {len(body)} bytes, over the limit of {limit} bytes (SAGEMAKER_MAX_PAYLOAD_IN_MB): "
             "split the request into smaller batches",
         )
@@ -128,7 +129,8 @@ def input_fn(body: bytes, content_type: str | None, schema: Schema, max_bytes: i
         decode = _instances_from_jsonlines
     else:
         raise InferenceError(
-            415, "unsupported_content_type",
+            415,
+            "unsupported_content_type",
             f"Content-Type {content_type!r} is not supported: use one of {', '.join(ACCEPTED_CONTENT_TYPES)}",
         )
     if not body.strip():
@@ -178,8 +180,9 @@ def _rows_from_csv(text: str, schema: Schema) -> list[list[str]]:
     if rows and rows[0] == schema.feature_names:
         raise bad_request(
             "malformed_body",
-            "the first CSV line is a header: send rows only, values in schema order (" +
-            ", ".join(schema.feature_names) + ")",
+            "the first CSV line is a header: send rows only, values in schema order ("
+            + ", ".join(schema.feature_names)
+            + ")",
         )
     return rows
 
@@ -295,10 +298,12 @@ def _to_csv(predictions: Predictions) -> str:
         return "".join([f"{score!r}\n" for score in np.asarray(predictions.values, dtype=np.float64).tolist()])
     labels = [_csv_field(c) for c in predictions.classes]
     rows = _rounded(predictions.probabilities)
-    return "".join([
-        labels[i] + "," + ",".join(map(repr, row)) + "\n"
-        for i, row in zip(predictions.values.tolist(), rows, strict=True)
-    ])
+    return "".join(
+        [
+            labels[i] + "," + ",".join(map(repr, row)) + "\n"
+            for i, row in zip(predictions.values.tolist(), rows, strict=True)
+        ]
+    )
 
 
 def _rounded(probabilities: np.ndarray) -> list[list[float]]:

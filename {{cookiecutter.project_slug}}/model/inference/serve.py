@@ -54,11 +54,13 @@ class InferenceApp:
         if package_version:
             self.base_headers.append((b"x-model-package-version", package_version.encode()))
         megabytes = max(1, max_payload_bytes // (1024 * 1024))
-        self.execution_parameters = json.dumps({
-            "MaxConcurrentTransforms": max(1, min(workers, MAX_TRANSFORM_BUDGET_MB // megabytes)),
-            "BatchStrategy": "MULTI_RECORD",
-            "MaxPayloadInMB": megabytes,
-        }).encode()
+        self.execution_parameters = json.dumps(
+            {
+                "MaxConcurrentTransforms": max(1, min(workers, MAX_TRANSFORM_BUDGET_MB // megabytes)),
+                "BatchStrategy": "MULTI_RECORD",
+                "MaxPayloadInMB": megabytes,
+            }
+        ).encode()
         self.routes = {
             "/ping": ("GET", self.ping),
             "/invocations": ("POST", self.invocations),
@@ -71,13 +73,21 @@ class InferenceApp:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         inference_id = headers.get(b"x-amzn-sagemaker-inference-id", b"").decode("latin-1") or uuid.uuid4().hex
-        entry = {"ts": time.time(), "inference_id": inference_id, "method": scope["method"], "path": scope["path"],
-                 "model_version": self.model_version}
+        entry = {
+            "ts": time.time(),
+            "inference_id": inference_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "model_version": self.model_version,
+        }
         route = self.routes.get(scope["path"])
         try:
             if route is None:
-                raise predictor.InferenceError(404, "not_found", f"no route {scope['path']}: use " +
-                                               ", ".join(f"{m} {p}" for p, (m, _) in self.routes.items()))
+                raise predictor.InferenceError(
+                    404,
+                    "not_found",
+                    f"no route {scope['path']}: use " + ", ".join(f"{m} {p}" for p, (m, _) in self.routes.items()),
+                )
             method, handler = route
             if scope["method"] != method and not (method == "GET" and scope["method"] == "HEAD"):
                 raise predictor.InferenceError(405, "method_not_allowed", f"{scope['path']} takes {method} only")
@@ -86,8 +96,11 @@ class InferenceApp:
             status, body, content_type = exc.status, exc.body(), JSON_TYPE
             entry["error"] = exc.error
         except Exception as exc:  # a bug, not bad input: answer 500 and keep serving
-            status, body, content_type = 500, json.dumps({"error": "internal_error", "message": str(exc)}).encode(), \
-                JSON_TYPE
+            status, body, content_type = (
+                500,
+                json.dumps({"error": "internal_error", "message": str(exc)}).encode(),
+                JSON_TYPE,
+            )
             entry["error"] = f"{type(exc).__name__}: {exc}"
         response_headers = [*self.base_headers, (b"content-length", str(len(body)).encode())]
         if content_type:
@@ -138,7 +151,8 @@ class InferenceApp:
 
 def too_large(size: int, limit: int) -> predictor.InferenceError:
     return predictor.InferenceError(
-        413, "payload_too_large",
+        413,
+        "payload_too_large",
         f"the body has at least {size} bytes, over the limit of {limit} bytes (SAGEMAKER_MAX_PAYLOAD_IN_MB): "
         "split the request into smaller batches",
     )
@@ -155,13 +169,19 @@ def default_workers() -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ
     parser = argparse.ArgumentParser(description="Serve the model under the SageMaker hosting contract.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve"],
-                        help="'serve' (what SageMaker passes to the container); the default")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve"],
+        help="'serve' (what SageMaker passes to the container); the default",
+    )
     parser.add_argument("--model-dir", default=env.get("SM_MODEL_DIR", "/opt/ml/model"))
     parser.add_argument("--host", default=env.get("MODEL_SERVER_HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(env.get("SAGEMAKER_BIND_TO_PORT", "8080")))
-    parser.add_argument("--workers", type=int,
-                        default=int(env.get("SAGEMAKER_MODEL_SERVER_WORKERS") or default_workers()))
+    parser.add_argument(
+        "--workers", type=int, default=int(env.get("SAGEMAKER_MODEL_SERVER_WORKERS") or default_workers())
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers / SAGEMAKER_MODEL_SERVER_WORKERS = {args.workers}: give at least 1")
@@ -183,8 +203,16 @@ def bind(host: str, port: int) -> socket.socket:
 
 def run_worker(app: InferenceApp, sock: socket.socket, graceful_seconds: float) -> None:
     config = uvicorn.Config(
-        app, http="httptools", loop="auto", lifespan="off", interface="asgi3", access_log=False,
-        log_level="warning", server_header=False, date_header=False, timeout_keep_alive=75,
+        app,
+        http="httptools",
+        loop="auto",
+        lifespan="off",
+        interface="asgi3",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=75,
         timeout_graceful_shutdown=graceful_seconds,
     )
     server = uvicorn.Server(config)
@@ -267,10 +295,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     sock = bind(args.host, args.port)
     graceful = float(os.environ.get("MODEL_SERVER_TIMEOUT_GRACEFUL", "25"))
-    app = InferenceApp(scorer, max_payload_bytes=max_payload, workers=args.workers,
-                       package_version=os.environ.get("MODEL_PACKAGE_VERSION"))
-    log({"ts": time.time(), "level": "info", "event": "serving", "host": args.host, "port": sock.getsockname()[1],
-         "workers": args.workers, "model_version": scorer.model_version, "model_dir": str(args.model_dir)})
+    app = InferenceApp(
+        scorer,
+        max_payload_bytes=max_payload,
+        workers=args.workers,
+        package_version=os.environ.get("MODEL_PACKAGE_VERSION"),
+    )
+    log(
+        {
+            "ts": time.time(),
+            "level": "info",
+            "event": "serving",
+            "host": args.host,
+            "port": sock.getsockname()[1],
+            "workers": args.workers,
+            "model_version": scorer.model_version,
+            "model_dir": str(args.model_dir),
+        }
+    )
     if args.workers == 1:
         run_worker(app, sock, graceful)
         return 0

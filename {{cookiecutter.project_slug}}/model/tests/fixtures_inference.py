@@ -38,8 +38,11 @@ def _sample_data_module():
 def schema_dict(problem_type: str) -> dict:
     """The project's schema.json with its target and classes switched to the given problem type."""
     data = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    data.update(problem_type=problem_type, target=_sample_data_module().TARGETS[problem_type],
-                label_values_or_threshold=POSITIVE[problem_type])
+    data.update(
+        problem_type=problem_type,
+        target=_sample_data_module().TARGETS[problem_type],
+        label_values_or_threshold=POSITIVE[problem_type],
+    )
     data.pop("classes", None)
     if problem_type in CLASSES:
         data["classes"] = CLASSES[problem_type]

@@ -95,8 +95,9 @@ def test_json_instances_as_lists_in_schema_order(schema):
         assert list(by_list[name].astype(str)) == list(by_record[name].astype(str))
 
 
-@pytest.mark.parametrize("content_type", ["application/jsonlines", "application/x-jsonlines",
-                                          "application/jsonlines; charset=utf-8"])
+@pytest.mark.parametrize(
+    "content_type", ["application/jsonlines", "application/x-jsonlines", "application/jsonlines; charset=utf-8"]
+)
 def test_jsonlines_one_record_per_line(schema, content_type):
     body = "\n".join(json.dumps(r) for r in feature_records(3)).encode()
     assert len(input_fn(body, content_type, schema)[schema.feature_names[0]]) == 3
@@ -186,8 +187,12 @@ def test_text_in_a_numeric_column_is_invalid(schema):
     index = feature_where(schema, lambda f: f.is_numeric)
     rows[0][index] = "lots"
     error = rejected(csv_body(rows), "text/csv", schema)
-    assert error.issues[0] == {"column": schema.features[index].name, "problem": error.issues[0]["problem"],
-                               "row": 0, "value": "lots"}
+    assert error.issues[0] == {
+        "column": schema.features[index].name,
+        "problem": error.issues[0]["problem"],
+        "row": 0,
+        "value": "lots",
+    }
     assert "not a number" in error.issues[0]["problem"]
 
 
@@ -275,8 +280,12 @@ def test_two_json_values_on_one_line_are_malformed(schema):
 
 def test_an_inference_error_body_is_json_naming_the_problem():
     error = InferenceError(400, "invalid_data", "row 0 is bad", [{"column": "x", "problem": "bad"}])
-    assert json.loads(error.body()) == {"error": "invalid_data", "message": "row 0 is bad",
-                                        "issues": [{"column": "x", "problem": "bad"}], "total_issues": 1}
+    assert json.loads(error.body()) == {
+        "error": "invalid_data",
+        "message": "row 0 is bad",
+        "issues": [{"column": "x", "problem": "bad"}],
+        "total_issues": 1,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- predict_fn
@@ -309,10 +318,12 @@ def scored():
 def test_classification_as_json_names_labels_and_probabilities(classified):
     body, content_type = output_fn(classified, "application/json")
     assert content_type == "application/json"
-    assert json.loads(body) == {"predictions": [
-        {"predicted_label": "yes", "probability": 0.8, "probabilities": [0.2, 0.8], "labels": ["no", "yes"]},
-        {"predicted_label": "no", "probability": 0.9, "probabilities": [0.9, 0.1], "labels": ["no", "yes"]},
-    ]}
+    assert json.loads(body) == {
+        "predictions": [
+            {"predicted_label": "yes", "probability": 0.8, "probabilities": [0.2, 0.8], "labels": ["no", "yes"]},
+            {"predicted_label": "no", "probability": 0.9, "probabilities": [0.9, 0.1], "labels": ["no", "yes"]},
+        ]
+    }
 
 
 def test_classification_as_csv_is_label_then_probabilities(classified):
@@ -337,15 +348,18 @@ def test_regression_as_json_and_csv(scored):
     assert output_fn(scored, "text/csv")[0] == b"12.5\n3.0\n"
 
 
-@pytest.mark.parametrize(("accept", "expected"), [
-    (None, "application/json"),
-    ("", "application/json"),
-    ("*/*", "application/json"),
-    ("text/csv; charset=utf-8", "text/csv"),
-    ("application/xml, text/csv;q=0.5", "text/csv"),
-    ("application/json;q=0.1, text/csv", "text/csv"),
-    ("application/x-jsonlines", "application/jsonlines"),
-])
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, "application/json"),
+        ("", "application/json"),
+        ("*/*", "application/json"),
+        ("text/csv; charset=utf-8", "text/csv"),
+        ("application/xml, text/csv;q=0.5", "text/csv"),
+        ("application/json;q=0.1, text/csv", "text/csv"),
+        ("application/x-jsonlines", "application/jsonlines"),
+    ],
+)
 def test_the_accept_header_chooses_the_format(classified, accept, expected):
     assert output_fn(classified, accept)[1] == expected
 

@@ -34,9 +34,22 @@ class Server:
         environment["PYTHONPATH"] = os.pathsep.join(str(ROOT / "model" / d) for d in ("common", "inference"))
         self.log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, str(SERVE), "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1",
-             "--port", "0", "--workers", str(workers)],
-            stdout=self.log_file, stderr=subprocess.PIPE, env=environment,
+            [
+                sys.executable,
+                str(SERVE),
+                "serve",
+                "--model-dir",
+                str(model_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--workers",
+                str(workers),
+            ],
+            stdout=self.log_file,
+            stderr=subprocess.PIPE,
+            env=environment,
         )
         self.port = self._wait_until_ready()
 
@@ -92,8 +105,11 @@ def invoke(port: int, body: bytes, content_type: str = "text/csv", accept: str =
 
 @pytest.fixture(scope="module")
 def server(artifacts, tmp_path_factory):
-    started = Server(artifacts["binary_classification"], tmp_path_factory.mktemp("serve") / "server.log",
-                     env={"MODEL_PACKAGE_VERSION": "7"})
+    started = Server(
+        artifacts["binary_classification"],
+        tmp_path_factory.mktemp("serve") / "server.log",
+        env={"MODEL_PACKAGE_VERSION": "7"},
+    )
     yield started
     started.stop()
 
@@ -207,10 +223,10 @@ def _bad_inputs():
     ]
 
 
-@pytest.mark.parametrize(("name", "body", "content_type", "accept", "status"), _bad_inputs(),
-                         ids=[case[0] for case in _bad_inputs()])
-def test_bad_input_is_a_4xx_json_error_and_the_server_keeps_serving(server, name, body, content_type, accept,
-                                                                      status):
+@pytest.mark.parametrize(
+    ("name", "body", "content_type", "accept", "status"), _bad_inputs(), ids=[case[0] for case in _bad_inputs()]
+)
+def test_bad_input_is_a_4xx_json_error_and_the_server_keeps_serving(server, name, body, content_type, accept, status):
     answered, headers, payload = invoke(server.port, body, content_type, accept)
     assert answered == status
     assert headers["content-type"] == "application/json"
@@ -235,8 +251,9 @@ def test_an_unknown_path_is_404_and_a_wrong_method_405(server):
 
 
 def test_a_body_over_the_limit_is_413(artifacts, tmp_path):
-    small = Server(artifacts["binary_classification"], tmp_path / "server.log", workers=1,
-                   env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"})
+    small = Server(
+        artifacts["binary_classification"], tmp_path / "server.log", workers=1, env={"SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"}
+    )
     try:
         row = csv_body(feature_rows(1))
         status, _, body = invoke(small.port, row * (1024 * 1024 // len(row) + 1))
@@ -262,8 +279,10 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(artifacts, tmp_path):
     body = csv_body(feature_rows(50))
     half = len(body) // 2
     with socket.create_connection(("127.0.0.1", server.port), timeout=REQUEST_TIMEOUT) as client:
-        client.sendall(b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n"
-                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:half])
+        client.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: test\r\nContent-Type: text/csv\r\nAccept: text/csv\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:half]
+        )
         time.sleep(0.3)  # the worker has started reading the request
         server.process.send_signal(signal.SIGTERM)
         time.sleep(0.3)

@@ -1,0 +1,468 @@
+"""Load-test the inference server over loopback: throughput, p50/p99 latency, cold start, peak RSS, install size.
+
+    python model/inference/bench.py [--model-dir DIR] [--duration 10] [--connections 8] [--json out.json]
+
+It starts serve.py on 127.0.0.1 exactly as the container does, then runs a bounded load for single-row and
+1000-row CSV requests: with wrk (and a small Lua script for the POST body) when it is installed, otherwise with
+the built-in keep-alive client (a fixed number of requests over a fixed number of connections). Cold start is
+the median over a few starts of the time from process start to the first 200 on /ping. Peak RSS is sampled
+across the server's process tree during the load. The install size is that of `pip install --no-compile` of
+requirements.txt into a cached folder, before and after the pruning the Dockerfile does.
+Figures from a shared or busy machine are noisy: compare runs made on the same machine, back to back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SERVE = HERE / "serve.py"
+BUILD = ROOT / "build" / "bench"
+PING_TIMEOUT = 30.0
+# What the Dockerfile removes after `pip install` (test suites and onnxruntime's offline tooling).
+IMAGE_PRUNED = ("numpy/**/tests", "onnxruntime/quantization", "onnxruntime/transformers", "onnxruntime/tools")
+LATENCY_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+# ------------------------------------------------------------------------------------------------ servers
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_status(port: int, method: str = "GET", path: str = "/ping", timeout: float = 1.0) -> int | None:
+    """One request on a fresh connection; None when nothing answers yet."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+            head = sock.recv(64)
+    except OSError:
+        return None
+    match = re.match(rb"HTTP/1\.[01] (\d{3})", head)
+    return int(match.group(1)) if match else None
+
+
+class Server:
+    """A server command started in its own process group; `ready_seconds` is process start to first 200 on /ping."""
+
+    def __init__(self, command: list[str], port: int, env: dict | None = None, log_path: Path | None = None):
+        self.port = port
+        self.log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - closed in stop()
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, **(env or {})},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + PING_TIMEOUT
+        while time.monotonic() < deadline:
+            if http_status(port, timeout=0.5) == 200:
+                self.ready_seconds = time.perf_counter() - started
+                return
+            if self.process.poll() is not None:
+                self.log.close()
+                raise RuntimeError(f"{command[:3]} exited with {self.process.returncode} (log: {log_path})")
+            time.sleep(0.002)
+        self.stop()
+        raise RuntimeError(f"{command[:3]} did not answer /ping within {PING_TIMEOUT} s (log: {log_path})")
+
+    def pids(self) -> list[int]:
+        return process_tree(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=PING_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait(timeout=PING_TIMEOUT)
+        self.log.close()
+
+
+def process_tree(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def memory_mb(pids: list[int]) -> tuple[float, float]:
+    """(RSS, PSS) summed over the processes, in MiB; PSS counts pages shared after fork once."""
+    rss = pss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss / 1024, pss / 1024
+
+
+class MemorySampler:
+    """Samples the memory of a process tree every 50 ms in a thread; keeps the peak."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        self.peak_rss = self.peak_pss = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, pss = memory_mb(self.server.pids())
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# -------------------------------------------------------------------------------------------------- load
+def run_load(
+    port: int,
+    body: bytes,
+    *,
+    connections: int,
+    duration: float,
+    requests: int,
+    use_wrk: bool,
+    content_type: str = "text/csv",
+    accept: str = "text/csv",
+) -> dict:
+    headers = {"Content-Type": content_type, "Accept": accept}
+    if use_wrk and shutil.which("wrk"):
+        return _wrk(port, body, headers, connections, duration)
+    return asyncio.run(_keep_alive_load(port, body, headers, connections, requests))
+
+
+def _wrk(port: int, body: bytes, headers: dict, connections: int, duration: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body)}"]
+        lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+        script.write_text("\n".join(lines) + "\n")
+        threads = min(2, connections)
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{max(1, round(duration))}s",
+                "--timeout",
+                "10s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}/invocations",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+            check=True,
+        ).stdout
+    latency = {
+        m.group(1): float(m.group(2)) * LATENCY_UNITS[m.group(3)]
+        for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
+    }
+    done = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "client": "wrk",
+        "requests": int(done.group(1)) if done else 0,
+        "throughput_rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency.get("50"),
+        "p99_ms": latency.get("99"),
+        "errors": (int(errors.group(1)) if errors else 0)
+        + (sum(int(g) for g in socket_errors.groups()) if socket_errors else 0),
+    }
+
+
+def _lua_string(data: bytes) -> str:
+    return '"' + "".join(f"\\{b:03d}" if b < 32 or b in (34, 92) or b > 126 else chr(b) for b in data) + '"'
+
+
+async def _keep_alive_load(port: int, body: bytes, headers: dict, connections: int, requests: int) -> dict:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    message = (f"POST /invocations HTTP/1.1\r\nHost: bench\r\n{head}Content-Length: {len(body)}\r\n\r\n").encode()
+    message += body
+    latencies: list[float] = []
+    errors = 0
+    remaining = requests
+
+    async def client() -> None:
+        nonlocal remaining, errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                writer.write(message)
+                status_and_headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = re.search(rb"(?i)content-length: (\d+)", status_and_headers)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                latencies.append(time.perf_counter() - started)
+                if not status_and_headers.startswith(b"HTTP/1.1 200"):
+                    errors += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "client": "built-in",
+        "requests": len(latencies),
+        "throughput_rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "errors": errors,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def benchmark(
+    start,
+    single_row: bytes,
+    batch: bytes,
+    *,
+    connections: int,
+    duration: float,
+    requests: int,
+    use_wrk: bool,
+    cold_starts: int = 5,
+) -> dict:
+    """`start(port)` returns a running Server; the same figures for any stack, so stacks compare like for like."""
+    starts = []
+    for _ in range(cold_starts):
+        server = start(free_port())
+        starts.append(server.ready_seconds)
+        server.stop()
+    server = start(free_port())
+    try:
+        figures = {"cold_start_s": statistics.median(starts), "cold_start_runs_s": starts}
+        with MemorySampler(server) as memory:
+            run_load(server.port, single_row, connections=connections, duration=1, requests=200, use_wrk=use_wrk)
+            figures["single_row"] = run_load(
+                server.port, single_row, connections=connections, duration=duration, requests=requests, use_wrk=use_wrk
+            )
+            figures["rows_1000"] = run_load(
+                server.port,
+                batch,
+                connections=connections,
+                duration=duration,
+                requests=max(50, requests // 20),
+                use_wrk=use_wrk,
+            )
+        figures["peak_rss_mb"], figures["peak_pss_mb"] = memory.peak_rss, memory.peak_pss
+        figures["processes"] = len(server.pids())
+    finally:
+        server.stop()
+    return figures
+
+
+def install_size(requirements: Path, cache: Path = BUILD) -> dict:
+    """Size of `pip install --no-compile -r requirements` (cached by content), and after the image's pruning."""
+    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    record = cache / f"install-{key}.json"
+    if record.exists():
+        return json.loads(record.read_text())
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--target",
+                tmp,
+                "-r",
+                str(requirements),
+            ],
+            check=True,
+            timeout=900,
+        )
+        site = Path(tmp)
+        installed = _tree_size(site)
+        for pattern in IMAGE_PRUNED:
+            for path in site.glob(pattern):
+                shutil.rmtree(path, ignore_errors=True)
+        pruned = _tree_size(site)
+    figures = {
+        "pip_install_mb": installed / 2**20,
+        "image_site_packages_mb": pruned / 2**20,
+        "requirements": str(requirements.name),
+    }
+    record.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def _tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def csv_rows(schema: dict, data_path: Path | None, n: int) -> list[str]:
+    """n CSV lines in schema order: taken from the data set when there is one, else built from the schema."""
+    names = [f["name"] for f in schema["features"]]
+    rows: list[str] = []
+    if data_path is not None and data_path.exists():
+        with open(data_path, newline="", encoding="utf-8") as handle:
+            for record in csv.DictReader(handle):
+                rows.append(",".join(record[name] for name in names))
+                if len(rows) == n:
+                    break
+    if not rows:
+        rows = [
+            ",".join(
+                str(f.get("minimum", 0)) if f["type"] != "categorical" else f["categories"][0]
+                for f in schema["features"]
+            )
+        ]
+    return [rows[i % len(rows)] for i in range(n)]
+
+
+def ensure_model(model_dir: Path | None, data_path: Path) -> Path:
+    """The model to serve: the one given, else the one `make serve` exports, else one trained here on the data."""
+    if model_dir is not None:
+        return model_dir
+    exported = ROOT / "build" / "serving" / "model"
+    if (exported / "metadata.json").exists():
+        return exported
+    trained = BUILD / "model"
+    if not (trained / "metadata.json").exists():
+        sys.path[:0] = [str(ROOT / "model" / "common"), str(ROOT / "model" / "train")]
+        import train
+
+        hyperparameters = json.loads((ROOT / "model" / "config" / "hyperparameters.json").read_text())
+        train.run(data_path, trained, hyperparameters, ROOT / "model" / "config" / "schema.json")
+    return trained
+
+
+def serve_command(model_dir: Path, workers: int | None):
+    env = {"PYTHONPATH": os.pathsep.join(str(ROOT / "model" / d) for d in ("common", "inference"))}
+
+    def start(port: int) -> Server:
+        command = [
+            sys.executable,
+            str(SERVE),
+            "serve",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ] + (["--workers", str(workers)] if workers else [])
+        return Server(command, port, env, BUILD / "serve.log")
+
+    return start
+
+
+def print_table(figures: dict) -> None:
+    single, batch = figures["single_row"], figures["rows_1000"]
+    lines = [
+        ("single-row throughput", f"{single['throughput_rps']:.0f} req/s"),
+        ("single-row p50 / p99", f"{single['p50_ms']:.2f} / {single['p99_ms']:.2f} ms"),
+        ("1000-row throughput", f"{batch['throughput_rps']:.1f} req/s ({batch['throughput_rps'] * 1000:.0f} rows/s)"),
+        ("1000-row p50 / p99", f"{batch['p50_ms']:.1f} / {batch['p99_ms']:.1f} ms"),
+        ("cold start (median)", f"{figures['cold_start_s'] * 1000:.0f} ms"),
+        (
+            "peak RSS / PSS",
+            f"{figures['peak_rss_mb']:.0f} / {figures['peak_pss_mb']:.0f} MiB ({figures['processes']} processes)",
+        ),
+        ("errors", str(single["errors"] + batch["errors"])),
+    ]
+    if "install" in figures:
+        size = figures["install"]
+        lines.append(
+            (
+                "install size",
+                f"{size['pip_install_mb']:.0f} MiB pip, {size['image_site_packages_mb']:.0f} MiB in the image",
+            )
+        )
+    width = max(len(name) for name, _ in lines)
+    print(f"load: {single['client']} client, {figures['connections']} connections")
+    for name, value in lines:
+        print(f"  {name:<{width}}  {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, help="artifact to serve (default: make serve's export, or train)")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "sample.csv", help="rows to send")
+    parser.add_argument("--workers", type=int, help="server workers (default: serve.py's, one per core)")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--requests", type=int, default=20000, help="single-row requests for the built-in client")
+    parser.add_argument("--no-wrk", action="store_true", help="use the built-in client even when wrk is installed")
+    parser.add_argument("--skip-install-size", action="store_true", help="do not measure requirements.txt")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    model_dir = ensure_model(args.model_dir, args.data)
+    schema = json.loads((model_dir / "schema.json").read_text())
+    single = (csv_rows(schema, args.data, 1)[0] + "\n").encode()
+    batch = ("\n".join(csv_rows(schema, args.data, 1000)) + "\n").encode()
+    figures = benchmark(
+        serve_command(model_dir, args.workers),
+        single,
+        batch,
+        connections=args.connections,
+        duration=args.duration,
+        requests=args.requests,
+        use_wrk=not args.no_wrk,
+    )
+    figures["connections"] = args.connections
+    if not args.skip_install_size:
+        figures["install"] = install_size(HERE / "requirements.txt")
+    print_table(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
