@@ -64,6 +64,8 @@ class Server:
 
     def __init__(self, command: list[str], port: int, env: dict | None = None, log_path: Path | None = None):
         self.port = port
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - closed in stop()
         started = time.perf_counter()
         self.process = subprocess.Popen(

@@ -144,6 +144,8 @@ def input_fn(body: bytes, content_type: str | None, schema: Schema, max_bytes: i
             columns = schema.columns_from_records(instances)
         else:
             columns = schema.columns_from_rows(instances)
+            if decode is _rows_from_csv:
+                _empty_fields_to_none(columns, schema)
         return schema.coerce_columns(columns)
     except DataValidationError as exc:
         raise _invalid_data(exc) from None
@@ -185,6 +187,15 @@ def _rows_from_csv(text: str, schema: Schema) -> list[list[str]]:
             + ")",
         )
     return rows
+
+
+def _empty_fields_to_none(columns: dict, schema: Schema) -> None:
+    """An empty CSV field is a missing value, as null is in JSON: say so once, so the schema parses each numeric
+    column in one vectorised step instead of value by value."""
+    for feature in schema.features:
+        values = columns[feature.name]
+        if feature.is_numeric and "" in values:
+            columns[feature.name] = [v if v != "" else None for v in values]
 
 
 def _instances_from_json(text: str, schema: Schema) -> list:
@@ -273,7 +284,7 @@ def choose_accept(accept: str | None) -> str:
 def output_fn(predictions: Predictions, accept: str | None) -> tuple[bytes, str]:
     media_type = choose_accept(accept)
     if media_type == CSV:
-        return _to_csv(predictions).encode(), CSV
+        return _to_csv(predictions), CSV
     records = _records(predictions)
     if media_type == JSONLINES:
         return ("\n".join(map(json.dumps, records)) + "\n").encode(), JSONLINES
@@ -292,18 +303,34 @@ def _records(predictions: Predictions) -> list[dict]:
     ]
 
 
-def _to_csv(predictions: Predictions) -> str:
-    """One line per record: 'label,p_class0,p_class1,...' or the regression score."""
+def _to_csv(predictions: Predictions) -> bytes:
+    """One line per record: 'label,p_class0,p_class1,...' (six decimals) or the regression score."""
     if not predictions.is_classification:
-        return "".join([f"{score!r}\n" for score in np.asarray(predictions.values, dtype=np.float64).tolist()])
-    labels = [_csv_field(c) for c in predictions.classes]
-    rows = _rounded(predictions.probabilities)
-    return "".join(
-        [
-            labels[i] + "," + ",".join(map(repr, row)) + "\n"
-            for i, row in zip(predictions.values.tolist(), rows, strict=True)
-        ]
-    )
+        scores = np.asarray(predictions.values, dtype=np.float64).tolist()
+        return "".join([f"{score!r}\n" for score in scores]).encode()
+    prefixes = [(_csv_field(c) + ",").encode() for c in predictions.classes]
+    rows = _fixed_point_rows(predictions.probabilities)
+    return b"".join([prefixes[i] + row for i, row in zip(predictions.values.tolist(), rows, strict=True)])
+
+
+def _fixed_point_rows(probabilities: np.ndarray) -> list[bytes]:
+    """Rows of probabilities as b'0.162644,0.837356\\n', built with array arithmetic on the digits.
+
+    Formatting floats one at a time costs about a microsecond each, which dominated large CSV answers; every
+    probability here is d.dddddd (8 characters), so the digits can be computed for all rows at once.
+    """
+    scaled = np.rint(np.asarray(probabilities, dtype=np.float64) * 10**PROBABILITY_DIGITS).astype(np.int64)
+    scaled = np.clip(scaled, 0, 10**PROBABILITY_DIGITS)
+    rows, columns = scaled.shape
+    width = PROBABILITY_DIGITS + 3  # units digit, point, decimals, separator
+    chars = np.empty((rows, columns, width), dtype=np.uint8)
+    chars[:, :, 0] = scaled // 10**PROBABILITY_DIGITS + ord("0")
+    chars[:, :, 1] = ord(".")
+    for position in range(PROBABILITY_DIGITS):
+        chars[:, :, 2 + position] = scaled // 10 ** (PROBABILITY_DIGITS - 1 - position) % 10 + ord("0")
+    chars[:, :, -1] = ord(",")
+    chars[:, -1, -1] = ord("\n")
+    return chars.reshape(rows, columns * width).view(f"S{columns * width}").ravel().tolist()
 
 
 def _rounded(probabilities: np.ndarray) -> list[list[float]]:

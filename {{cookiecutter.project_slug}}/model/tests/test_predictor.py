@@ -328,12 +328,32 @@ def test_classification_as_json_names_labels_and_probabilities(classified):
 
 def test_classification_as_csv_is_label_then_probabilities(classified):
     body, content_type = output_fn(classified, "text/csv")
-    assert (body, content_type) == (b"yes,0.2,0.8\nno,0.9,0.1\n", "text/csv")
+    assert (body, content_type) == (b"yes,0.200000,0.800000\nno,0.900000,0.100000\n", "text/csv")
 
 
 def test_csv_labels_with_commas_are_quoted():
     predictions = predictor.Predictions(("a,b", "c"), np.array([0]), np.array([[0.7, 0.3]]))
-    assert output_fn(predictions, "text/csv")[0] == b'"a,b",0.7,0.3\n'
+    assert output_fn(predictions, "text/csv")[0] == b'"a,b",0.700000,0.300000\n'
+
+
+def test_csv_probabilities_have_six_decimals_from_zero_to_one():
+    predictions = predictor.Predictions(("no", "yes"), np.array([1, 0]), np.array([[0.0, 1.0], [0.1234567, 0.8765433]]))
+    assert output_fn(predictions, "text/csv")[0] == b"yes,0.000000,1.000000\nno,0.123457,0.876543\n"
+
+
+def test_csv_answers_every_problem_type_one_line_per_record(artifact):
+    scorer = model_fn(artifact)
+    columns = input_fn(csv_body(feature_rows(6)), "text/csv", scorer.schema)
+    lines = output_fn(predict_fn(columns, scorer), "text/csv")[0].decode().splitlines()
+    assert len(lines) == 6
+    for line in lines:
+        fields = line.split(",")
+        if scorer.schema.is_classification:
+            assert fields[0] in scorer.schema.classes
+            assert len(fields) == 1 + len(scorer.schema.classes)
+            assert abs(sum(map(float, fields[1:])) - 1) < 1e-5
+        else:
+            assert len(fields) == 1 and float(fields[0]) == float(fields[0])
 
 
 def test_classification_as_jsonlines_is_one_object_per_line(classified):
