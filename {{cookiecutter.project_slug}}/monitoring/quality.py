@@ -1,0 +1,170 @@
+"""Model quality from captured predictions joined with ground truth, gated like training (baseline.json).
+
+Ground truth is small next to the captures (only labelled events), so it is read first and held by id; the
+captures then stream past and only the predictions that have a label are kept. Memory is O(labelled events).
+The join key is the capture's inferenceId, falling back to its eventId, as Model Monitor joins them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from capture import (
+    GROUND_TRUTH_ROW_MISMATCH,
+    INVALID_LABEL,
+    MALFORMED_GROUND_TRUTH,
+    UNMATCHED_GROUND_TRUTH,
+    BadInput,
+    Source,
+)
+from data_contract import DataValidationError, Schema
+
+
+def decode_labels(ground_truth: Mapping) -> list:
+    """groundTruthData {data, encoding} -> a list of labels (one per row of the inference)."""
+    encoding = str(ground_truth.get("encoding", "CSV")).upper()
+    data = ground_truth.get("data")
+    if encoding == "BASE64":
+        data = base64.b64decode(str(data), validate=True).decode("utf-8")
+        encoding = "CSV"
+    if encoding == "JSON":
+        value = json.loads(data) if isinstance(data, str) else data
+        if isinstance(value, dict):
+            value = value.get("label", value.get("labels"))
+        return value if isinstance(value, list) else [value]
+    if encoding != "CSV" or not isinstance(data, str):
+        raise ValueError(f"encoding {ground_truth.get('encoding')!r} with data {str(data)[:40]!r}")
+    return [value for row in csv.reader(data.splitlines()) for value in row]
+
+
+class GroundTruth:
+    """Labels by event id, and the (label, prediction) pairs matched so far."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        self.labels: dict[str, list] = {}
+        self.matched: dict[str, dict] = {}  # id -> {"labels", "predictions"}
+        self.bad = BadInput()
+
+    def load(self, sources: Sequence[Source]) -> GroundTruth:
+        for source in sources:
+            with source.open() as stream:
+                for number, raw in enumerate(stream, start=1):
+                    if not raw.strip():
+                        continue
+                    where = f"{source.uri}:{number}"
+                    try:
+                        record = json.loads(raw)
+                        metadata = record["eventMetadata"]
+                        key = metadata.get("inferenceId") or metadata["eventId"]
+                        labels = decode_labels(record["groundTruthData"])
+                    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+                        self.bad.add(MALFORMED_GROUND_TRUTH, where, f"{type(exc).__name__}: {exc}")
+                        continue
+                    self.labels[str(key)] = labels
+        return self
+
+    def observe(self, inference_id: str | None, event_id: str | None, outputs: Mapping[str, list]) -> None:
+        """Called for every decoded capture record: keep its predictions when a label waits for them."""
+        for key in (inference_id, event_id):
+            if key is not None and str(key) in self.labels:
+                self.matched[str(key)] = {"predictions": {k: list(v) for k, v in outputs.items()}}
+                return
+
+    # ------------------------------------------------------------------------------------ shard states
+    def to_state(self) -> dict:
+        return {"labels": self.labels, "matched": self.matched, "bad": self.bad.to_json()}
+
+    def merge_state(self, state: Mapping) -> None:
+        """Every shard reads the whole ground truth: its problems count once (the largest count), not summed."""
+        self.labels.update(state["labels"])
+        self.matched.update(state["matched"])
+        other = BadInput.from_json(state["bad"])
+        for kind, count in other.counts.items():
+            if count > self.bad.counts[kind]:
+                self.bad.counts[kind] = count
+                self.bad.examples[kind] = other.examples.get(kind, [])
+
+    # ------------------------------------------------------------------------------------------ metrics
+    def pairs(self) -> tuple[list, dict[str, list]]:
+        """Matched labels and predictions row by row; mismatched row counts are counted, not guessed."""
+        labels: list = []
+        predictions: dict[str, list] = {}
+        for key, match in sorted(self.matched.items()):
+            rows = self.labels[key]
+            outputs = match["predictions"]
+            width = len(next(iter(outputs.values())))
+            if len(rows) != width:
+                self.bad.add(GROUND_TRUTH_ROW_MISMATCH, key, f"{len(rows)} labels for {width} predictions")
+                continue
+            labels += rows
+            for name, values in outputs.items():
+                predictions.setdefault(name, []).extend(values)
+        return labels, predictions
+
+    def evaluate(self, gates: Mapping | None) -> dict:
+        """quality metrics (model/train/metrics.py) on the matched rows, checked against baseline.json."""
+        unmatched = len(self.labels) - len(self.matched)
+        if unmatched:
+            self.bad.add(
+                UNMATCHED_GROUND_TRUTH, "ground truth", f"{unmatched} labelled events have no capture", count=unmatched
+            )
+        labels, predictions = self.pairs()
+        report: dict = {
+            "labelled_events": len(self.labels),
+            "matched_events": len(self.matched),
+            "unmatched_ground_truth": unmatched,
+            "rows": len(labels),
+        }
+        if not labels:
+            report["status"] = "not_computed: no ground truth matched a captured prediction"
+            return report
+        try:
+            import metrics
+        except ImportError as exc:
+            report["status"] = f"not_computed: model/train/metrics.py is not importable ({exc})"
+            return report
+        y_true, keep = self._targets(labels)
+        schema = self.schema
+        if schema.is_classification:
+            index = {c: i for i, c in enumerate(schema.classes)}
+            values = np.array([index.get(p, -1) for p in predictions["predicted_label"]])[keep]
+            rows = [p for p, k in zip(predictions["probabilities"], keep, strict=True) if k]
+            probabilities = np.asarray(rows, dtype=np.float64) if rows and all(rows) else None
+        else:
+            values = np.asarray(predictions["score"], dtype=np.float64)[keep]
+            probabilities = None
+        if not len(y_true):
+            report["status"] = "not_computed: no valid label"
+            return report
+        quality = metrics.quality_metrics(schema, y_true, values, probabilities)
+        report.update(status="computed", metrics=quality)
+        if gates:
+            results = metrics.check_gates({"quality": gates.get("quality", {})}, quality, {})
+            report["gates"] = [
+                {"metric": g.metric, "value": g.value, "bound": g.bound, "status": g.status} for g in results
+            ]
+        return report
+
+    def _targets(self, labels: list) -> tuple[np.ndarray, np.ndarray]:
+        """Labels -> targets via the contract; invalid labels are counted and their rows left out."""
+        keep = np.ones(len(labels), dtype=bool)
+        try:
+            return self.schema.coerce_target(labels), keep
+        except DataValidationError:
+            pass
+        values = []
+        for i, label in enumerate(labels):
+            try:
+                values.append(self.schema.coerce_target([label])[0])
+            except DataValidationError as exc:
+                keep[i] = False
+                self.bad.add(INVALID_LABEL, f"label row {i}", str(exc))
+        dtype = np.int64 if self.schema.is_classification else np.float64
+        return np.asarray(values, dtype=dtype), keep
