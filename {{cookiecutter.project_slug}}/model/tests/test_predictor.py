@@ -341,6 +341,14 @@ def test_csv_probabilities_have_six_decimals_from_zero_to_one():
     assert output_fn(predictions, "text/csv")[0] == b"yes,0.000000,1.000000\nno,0.123457,0.876543\n"
 
 
+def test_csv_probabilities_are_the_same_for_few_and_many_rows():
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet([1.0, 1.0, 1.0], size=predictor.FEW_ROWS + 5)
+    many = predictor.Predictions(("a", "b", "c"), probabilities.argmax(axis=1), probabilities)
+    few = predictor.Predictions(("a", "b", "c"), many.values[:3], probabilities[:3])
+    assert output_fn(many, "text/csv")[0].splitlines()[:3] == output_fn(few, "text/csv")[0].splitlines()
+
+
 def test_csv_answers_every_problem_type_one_line_per_record(artifact):
     scorer = model_fn(artifact)
     columns = input_fn(csv_body(feature_rows(6)), "text/csv", scorer.schema)
