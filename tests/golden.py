@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"tests/golden/{name} belongs to no variant")
             failed = True
+    if not failed:
+        print(f"{len(listings)} golden listings checked in tests/golden/")
     return 1 if failed else 0
 
 
