@@ -357,8 +357,8 @@ def _coerce_numeric(feature: Feature, values: Sequence) -> tuple[np.ndarray, lis
         array = np.array(values, dtype=np.float64)
         if array.ndim != 1:
             raise ValueError("nested values")
-        # JSON true/false are not numbers in this contract (CSV values are all strings: nothing to check).
-        if len(values) and not isinstance(values[0], str) and any(type(v) is bool for v in values):
+        # JSON true/false would silently become 1.0/0.0: they are not numbers in this contract.
+        if any(type(v) is bool for v in values):
             raise ValueError("boolean")
     except (ValueError, TypeError):
         array = np.empty(len(values), dtype=np.float64)

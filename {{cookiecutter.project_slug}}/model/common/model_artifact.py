@@ -13,6 +13,7 @@ the fallback for estimators skl2onnx cannot convert, loaded with an explicit lis
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -95,6 +96,12 @@ def verify_artifact(model_dir: str | Path) -> dict:
     """Check every recorded SHA-256; returns the metadata or raises ArtifactError naming the file."""
     model_dir = Path(model_dir)
     metadata = read_metadata(model_dir)
+    unlisted = {metadata.get("model_file"), SCHEMA_FILE} - set(metadata["files"])
+    if unlisted:
+        raise ArtifactError(
+            f"{model_dir / METADATA_FILE} records no SHA-256 for {sorted(map(str, unlisted))}: the artifact cannot be "
+            "verified; refusing to load it (retrain, or restore the original model.tar.gz)"
+        )
     for name, expected in metadata["files"].items():
         path = model_dir / name
         if not path.is_file():
@@ -183,7 +190,12 @@ def package(model_dir: str | Path, tar_path: str | Path) -> Path:
     model_dir, tar_path = Path(model_dir), Path(tar_path)
     tar_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tar_path.with_suffix(tar_path.suffix + ".tmp")
-    with tarfile.open(tmp, "w:gz") as archive:
+    # gzip's header carries a timestamp too: zero it, so the same model always packs to the same bytes.
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w") as archive,
+    ):
         for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
             info = archive.gettarinfo(str(path), arcname=str(path.relative_to(model_dir)))
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""

@@ -54,6 +54,20 @@ def test_missing_model_file_is_refused_naming_the_file(artifact_copy):
         verify_artifact(artifact_copy)
 
 
+def test_metadata_without_file_hashes_is_refused(artifact_copy):
+    path = artifact_copy / "metadata.json"
+    path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), "files": {}}))
+    model_file(artifact_copy).write_bytes(b"truncated")
+    with pytest.raises(ArtifactError, match="records no SHA-256"):
+        verify_artifact(artifact_copy)
+
+
+def test_packaging_the_same_model_twice_gives_the_same_bytes(trained, tmp_path):
+    first = package(trained.model_dir, tmp_path / "a" / "model.tar.gz").read_bytes()
+    second = package(trained.model_dir, tmp_path / "b" / "model.tar.gz").read_bytes()
+    assert first == second
+
+
 def test_missing_metadata_says_the_folder_is_not_an_artifact(artifact_copy):
     (artifact_copy / "metadata.json").unlink()
     with pytest.raises(ArtifactError, match=r"metadata\.json not found"):

@@ -258,7 +258,7 @@ def test_infinite_value_is_reported(schema, infinite):
     assert [(i.row, i.column, i.problem) for i in error.issues] == [(1, "income", "is not finite")]
 
 
-@pytest.mark.parametrize("values", [[30, True, 61], [False, 45, 61]])
+@pytest.mark.parametrize("values", [[30, True, 61], [False, 45, 61], ["30", True, "61"]])
 def test_json_boolean_is_not_a_number(schema, values):
     error = issues_of(schema, valid_columns(age=values))
     assert [(i.column, i.problem) for i in error.issues] == [("age", "is not a number (integer expected)")]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures_train import CONFIG
 
 import hyperparameters as hp
+from fixtures_train import CONFIG
 from hyperparameters import HyperparameterError, as_strings, parse
 from preprocessing import ESTIMATORS
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fixtures_train import CONFIG, FAST, GIT_COMMIT, csv_with_value
 
 import local_pipeline
+from fixtures_train import CONFIG, FAST, GIT_COMMIT, csv_with_value
 from local_registry import LocalRegistry
 from model_artifact import sha256_file
 

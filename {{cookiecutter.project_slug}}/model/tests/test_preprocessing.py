@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_train import csv_head
 from sklearn.base import is_classifier, is_regressor
 
 import dataset
 import hyperparameters as hp
 from data_contract import MISSING_CATEGORY
+from fixtures_train import csv_head
 from preprocessing import ESTIMATORS, build_estimator, build_pipeline
 
 FAST = {"n_estimators": "5"}

@@ -9,6 +9,10 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+
+import dataset
+import hyperparameters as hp
+import train
 from fixtures_train import (
     CONFIG,
     FAST,
@@ -20,9 +24,6 @@ from fixtures_train import (
     project_hyperparameters,
     run_train_script,
 )
-
-import dataset
-import train
 from model_artifact import Scorer
 
 LOCATION_VARIABLES = (
@@ -249,3 +250,12 @@ def test_model_format_onnx_with_an_unconvertible_estimator_fails_clearly(small_t
     with pytest.raises(train.TrainingError, match="'model_format' = 'onnx' but skl2onnx could not convert"):
         train.run(small_train, tmp_path / "model", params, CONFIG / "schema.json")
     assert not (tmp_path / "model").exists()
+
+
+def test_a_stop_signal_during_onnx_export_ends_training_instead_of_falling_back(monkeypatch, schema):
+    def stopped(*_args):
+        raise train.TrainingError("training stopped by signal SIGTERM")
+
+    monkeypatch.setattr(train, "export_onnx", stopped)
+    with pytest.raises(train.TrainingError, match="SIGTERM"):
+        train.serialise(None, schema, hp.parse({}), {})

@@ -161,6 +161,8 @@ def serialise(pipeline, schema: Schema, params: dict, check_columns: dict) -> tu
                 f"ONNX output differs from scikit-learn (max abs diff {parity['max_abs_diff']:.2e}, "
                 f"label agreement {parity['label_agreement']:.4f})"
             )
+        except TrainingError:  # a stop signal during export ends the job; it is no conversion failure
+            raise
         except Exception as exc:  # skl2onnx raises many types for unsupported estimators
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             reason = f"skl2onnx could not convert estimator {params['estimator']!r}: {first_line[:200]}"
