@@ -10,7 +10,7 @@ same result as one pass over all the data.
 
 Outputs: constraint_violations.json and statistics.json (Model Monitor's formats), output_statistics.json,
 summary.json (bad input by kind, drift table, quality), metrics.json, report.html with plots/.
-Exit codes: 0 no violation, 2 violations, 1 the job could not run (bad arguments or baseline).
+Exit codes: 0 no violation, 2 violations, 1 the job could not run or publish (arguments, baseline, CloudWatch).
 """
 
 from __future__ import annotations
@@ -144,7 +144,11 @@ def finish(state: JobState, args: argparse.Namespace, quality_gates: dict | None
         )
     if args.cloudwatch_namespace:
         dimensions = {"Endpoint": args.endpoint_name or "", "MonitoringJob": args.job_name}
-        sent = put_metrics(metrics, args.cloudwatch_namespace, dimensions, args.cloudwatch_endpoint_url)
+        try:
+            sent = put_metrics(metrics, args.cloudwatch_namespace, dimensions, args.cloudwatch_endpoint_url)
+        except Exception as exc:  # botocore's errors: every output is written already, say what failed
+            print(f"error: PutMetricData to {args.cloudwatch_namespace} failed: {exc}", file=sys.stderr)
+            return EXIT_ERROR
         print(f"sent {sent} metrics to CloudWatch namespace {args.cloudwatch_namespace}", file=sys.stderr)
     print(
         f"{state.features.item_count} records, {bad_input['total']} unusable, {len(violations)} violation(s): "

@@ -1,0 +1,103 @@
+"""Metrics reach CloudWatch through PutMetricData (checked against moto's server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import read_json, run_job, traffic, write_captures
+
+NAMESPACE = "Monitoring/Test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    pytest.importorskip("moto")
+    pytest.importorskip("boto3")
+    executable = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    if not Path(executable).exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    port = free_port()
+    process = subprocess.Popen(
+        [executable, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("moto_server did not start within 20 s")
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def test_metrics_are_put_to_cloudwatch(tmp_path, schema, baseline_dir, moto_server, aws_env):
+    import boto3
+
+    write_captures(tmp_path / "capture", schema, traffic(schema, 500, seed=71, drift={"monthly_charges": 40.0}))
+    code = run_job(
+        baseline_dir,
+        tmp_path / "out",
+        tmp_path / "capture",
+        extra=(
+            "--cloudwatch-namespace",
+            NAMESPACE,
+            "--cloudwatch-endpoint-url",
+            moto_server,
+            "--endpoint-name",
+            "churn-prod",
+        ),
+    )
+    assert code == 2
+    client = boto3.client("cloudwatch", endpoint_url=moto_server, region_name="us-east-1")
+    names = {m["MetricName"] for m in client.list_metrics(Namespace=NAMESPACE)["Metrics"]}
+    local = {m["name"] for m in read_json(tmp_path / "out" / "metrics.json")["metrics"]}
+    assert names == local
+    assert "feature_baseline_drift_monthly_charges" in names
+    dimensions = client.list_metrics(Namespace=NAMESPACE, MetricName="violations")["Metrics"][0]["Dimensions"]
+    assert {"Name": "Endpoint", "Value": "churn-prod"} in dimensions
+
+
+def test_an_unreachable_cloudwatch_fails_fast_with_exit_1(tmp_path, schema, baseline_dir, aws_env):
+    write_captures(tmp_path / "capture", schema, traffic(schema, 50, seed=72))
+    started = time.monotonic()
+    code = run_job(
+        baseline_dir,
+        tmp_path / "out",
+        tmp_path / "capture",
+        extra=("--cloudwatch-namespace", NAMESPACE, "--cloudwatch-endpoint-url", f"http://127.0.0.1:{free_port()}"),
+    )
+    assert code == 1
+    assert time.monotonic() - started < 15
+    assert os.path.exists(tmp_path / "out" / "metrics.json")
