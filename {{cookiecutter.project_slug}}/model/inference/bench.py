@@ -286,6 +286,10 @@ def benchmark(
             figures["single_row"] = run_load(
                 server.port, single_row, connections=connections, duration=duration, requests=requests, use_wrk=use_wrk
             )
+            # One request at a time: the latency of a request itself, without queueing behind the others.
+            figures["single_row_one_connection"] = run_load(
+                server.port, single_row, connections=1, duration=duration / 2, requests=requests // 4, use_wrk=use_wrk
+            )
             figures["rows_1000"] = run_load(
                 server.port,
                 batch,
@@ -404,10 +408,11 @@ def serve_command(model_dir: Path, workers: int | None):
 
 
 def print_table(figures: dict) -> None:
-    single, batch = figures["single_row"], figures["rows_1000"]
+    single, batch, alone = figures["single_row"], figures["rows_1000"], figures["single_row_one_connection"]
     lines = [
         ("single-row throughput", f"{single['throughput_rps']:.0f} req/s"),
         ("single-row p50 / p99", f"{single['p50_ms']:.2f} / {single['p99_ms']:.2f} ms"),
+        ("  at 1 connection", f"{alone['p50_ms']:.2f} / {alone['p99_ms']:.2f} ms, {alone['throughput_rps']:.0f} req/s"),
         ("1000-row throughput", f"{batch['throughput_rps']:.1f} req/s ({batch['throughput_rps'] * 1000:.0f} rows/s)"),
         ("1000-row p50 / p99", f"{batch['p50_ms']:.1f} / {batch['p99_ms']:.1f} ms"),
         ("cold start (median)", f"{figures['cold_start_s'] * 1000:.0f} ms"),
@@ -415,7 +420,7 @@ def print_table(figures: dict) -> None:
             "peak RSS / PSS",
             f"{figures['peak_rss_mb']:.0f} / {figures['peak_pss_mb']:.0f} MiB ({figures['processes']} processes)",
         ),
-        ("errors", str(single["errors"] + batch["errors"])),
+        ("errors", str(single["errors"] + batch["errors"] + alone["errors"])),
     ]
     if "install" in figures:
         size = figures["install"]
