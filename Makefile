@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements-dev.txt | cut -c1-16)
 DEMO_DIR ?= build/demo
 DEMO_VENV ?= $(CURDIR)/.cache/demo-venv
+ANSWERS ?=
 
 .PHONY: help setup test lint generate copier-yml golden clean
 
@@ -29,10 +30,10 @@ lint: setup ## ruff on the template's own code; copier.yml must match cookiecutt
 	"$(BIN)/ruff" format --check hooks scripts tests
 	"$(BIN)/python" scripts/generate_copier_yml.py --check
 
-generate: setup ## bake a demo repository into build/demo and run its main job (make setup pipeline)
+generate: setup ## bake a demo repository into build/demo and run its main job; ANSWERS="problem_type=regression ..."
 	rm -rf "$(DEMO_DIR)"
-	"$(BIN)/cookiecutter" --no-input --output-dir "$(DEMO_DIR)" .
-	$(MAKE) -C "$(DEMO_DIR)/customer_churn" setup pipeline VENV="$(DEMO_VENV)"
+	"$(BIN)/cookiecutter" --no-input --output-dir "$(DEMO_DIR)" . $(ANSWERS)
+	$(MAKE) -C "$$(find "$(DEMO_DIR)" -mindepth 1 -maxdepth 1 -type d)" setup pipeline VENV="$(DEMO_VENV)"
 
 copier-yml: setup ## regenerate copier.yml from cookiecutter.json (REFRESH=1 also refreshes regions and keywords)
 	"$(BIN)/python" scripts/generate_copier_yml.py $(if $(REFRESH),--refresh-data)
