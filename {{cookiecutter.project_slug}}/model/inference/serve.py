@@ -214,6 +214,7 @@ def run_worker(app: InferenceApp, sock: socket.socket, graceful_seconds: float) 
         date_header=False,
         timeout_keep_alive=75,
         timeout_graceful_shutdown=graceful_seconds,
+        proxy_headers=False,  # SageMaker's front end talks to the container directly: no X-Forwarded-* to trust
     )
     server = uvicorn.Server(config)
 
