@@ -166,6 +166,17 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def graceful_seconds() -> float:
+    raw = os.environ.get("MODEL_SERVER_TIMEOUT_GRACEFUL", "25")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ValueError(f"MODEL_SERVER_TIMEOUT_GRACEFUL={raw!r}: give the seconds to drain on SIGTERM, e.g. 25")
+    return seconds
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ
     parser = argparse.ArgumentParser(description="Serve the model under the SageMaker hosting contract.")
@@ -201,7 +212,8 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_worker(app: InferenceApp, sock: socket.socket, graceful_seconds: float) -> None:
+def server_config(app: InferenceApp, graceful_seconds: float) -> uvicorn.Config:
+    """uvicorn's configuration, loaded (protocol and event loop modules imported) once, before any fork."""
     config = uvicorn.Config(
         app,
         http="httptools",
@@ -216,6 +228,12 @@ def run_worker(app: InferenceApp, sock: socket.socket, graceful_seconds: float) 
         timeout_graceful_shutdown=graceful_seconds,
         proxy_headers=False,  # SageMaker's front end talks to the container directly: no X-Forwarded-* to trust
     )
+    config.load()
+    config.get_loop_factory()
+    return config
+
+
+def run_worker(config: uvicorn.Config, sock: socket.socket) -> None:
     server = uvicorn.Server(config)
 
     def request_exit(signum, frame) -> None:
@@ -229,7 +247,7 @@ def run_worker(app: InferenceApp, sock: socket.socket, graceful_seconds: float) 
     server.run(sockets=[sock])
 
 
-def supervise(app: InferenceApp, sock: socket.socket, workers: int, graceful_seconds: float) -> int:
+def supervise(config: uvicorn.Config, sock: socket.socket, workers: int) -> int:
     """Fork the workers and keep them running until SIGTERM/SIGINT, which is passed on to each of them."""
     children: set[int] = set()
     stopping = False
@@ -241,7 +259,7 @@ def supervise(app: InferenceApp, sock: socket.socket, workers: int, graceful_sec
         if pid == 0:
             code = 0
             try:
-                run_worker(app, sock, graceful_seconds)
+                run_worker(config, sock)
             except BaseException as exc:  # report anything, then leave without running the parent's cleanup
                 log({"ts": time.time(), "event": "worker_failed", "error": f"{type(exc).__name__}: {exc}"})
                 code = 1
@@ -288,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         max_payload = predictor.max_payload_bytes()
+        graceful = graceful_seconds()
         scorer = predictor.model_fn(args.model_dir)
         warm_up(scorer)
     except (ArtifactError, SchemaError, ValueError) as exc:
@@ -295,7 +314,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve.py: cannot start: {exc}", file=sys.stderr)
         return 1
     sock = bind(args.host, args.port)
-    graceful = float(os.environ.get("MODEL_SERVER_TIMEOUT_GRACEFUL", "25"))
     app = InferenceApp(
         scorer,
         max_payload_bytes=max_payload,
@@ -314,10 +332,11 @@ def main(argv: list[str] | None = None) -> int:
             "model_dir": str(args.model_dir),
         }
     )
+    config = server_config(app, graceful)
     if args.workers == 1:
-        run_worker(app, sock, graceful)
+        run_worker(config, sock)
         return 0
-    return supervise(app, sock, args.workers, graceful)
+    return supervise(config, sock, args.workers)
 
 
 if __name__ == "__main__":
