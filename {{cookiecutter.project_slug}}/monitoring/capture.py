@@ -248,14 +248,15 @@ class Reader:
         import pyarrow.parquet as pq
 
         with source.open_seekable() as stream:
-            parquet = pq.ParquetFile(stream)
+            # No pre-buffering and no reader threads: memory stays at about one row group, however big the file.
+            parquet = pq.ParquetFile(stream, pre_buffer=False)
             header = parquet.schema_arrow.names
             wanted = [n for n in self.names if n in header]
             rows = parquet.metadata.num_rows
             self._columns_seen(source, header, rows)
             if rows == 0:
                 self.bad.add(EMPTY_CAPTURE, source.uri, "no rows")
-            for batch in parquet.iter_batches(batch_size=self.chunk_rows, columns=wanted):
+            for batch in parquet.iter_batches(batch_size=self.chunk_rows, columns=wanted, use_threads=False):
                 yield Chunk(batch.num_rows, {n: batch.column(n) for n in wanted})
 
     def _csv(self, source: Source) -> Iterator[Chunk]:

@@ -11,6 +11,7 @@ count, and merging is adding integers. The KLL sketch (Apache DataSketches) carr
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 import struct
 from collections import Counter
@@ -62,13 +63,19 @@ def measure_numeric(feature: Feature, values) -> tuple[np.ndarray, Counter]:
     array, type_errors = _to_float(values)
     if type_errors:
         issues[TYPE_ERROR] += type_errors
-    infinite = np.isinf(array)
-    if infinite.any():
-        issues[TYPE_ERROR] += int(infinite.sum())
-        array = np.where(infinite, np.nan, array)
+    infinite = 0
+    if not np.isfinite(array.sum()):  # one pass: a sum is finite only when every value is
+        mask = np.isinf(array)
+        infinite = int(mask.sum())
+        if infinite:
+            issues[TYPE_ERROR] += infinite
+            array = np.where(mask, np.nan, array)
+    bounded = feature.minimum is not None or feature.maximum is not None
+    if feature.nullable and feature.type != "integer" and not bounded:
+        return array, issues  # nothing more to count: skip the passes below
     present = ~np.isnan(array)
     if not feature.nullable:
-        missing = int(len(array) - present.sum()) - type_errors - int(infinite.sum())
+        missing = int(len(array) - present.sum()) - type_errors - infinite
         if missing:
             issues[MISSING_NOT_NULLABLE] += missing
     if feature.type == "integer":
@@ -95,6 +102,8 @@ def _to_float(values) -> tuple[np.ndarray, int]:
     except ImportError:  # pragma: no cover - pyarrow is a dependency of the job
         pa = None
     if pa is not None and isinstance(values, (pa.Array, pa.ChunkedArray)):
+        if pa.types.is_float64(values.type):
+            return _arrow_to_numpy(values), 0
         if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
             return _arrow_to_numpy(pc.cast(values, pa.float64())), 0
         if pa.types.is_null(values.type):
@@ -200,20 +209,22 @@ class FeatureProfile:
     def update_numeric(self, array: np.ndarray, issues: Counter) -> None:
         self.rows += len(array)
         self.issues.update(issues)
-        values = array[~np.isnan(array)]
+        missing = np.isnan(array)
+        values = array[~missing] if missing.any() else array
         self.missing += len(array) - len(values) - issues.get(TYPE_ERROR, 0)
         if not len(values):
             return
-        n, mean = len(values), float(values.mean())
-        m2 = float(((values - mean) ** 2).sum())
-        self._merge_moments(n, float(values.sum()), mean, m2, float(values.min()), float(values.max()))
-        if self.edges or self.histogram:
-            bins = np.searchsorted(np.asarray(self.edges), values, side="right")
-            counts = np.bincount(bins, minlength=len(self.edges) + 1)
-            self.histogram = [a + int(b) for a, b in zip(self.histogram, counts, strict=True)]
+        n = len(values)
+        total = float(values.sum())
+        deviations = values - total / n
+        m2 = float(np.einsum("i,i->", deviations, deviations))  # not `@`: BLAS threads cost more than they save
+        self._merge_moments(n, total, total / n, m2, float(values.min()), float(values.max()))
+        if self.histogram:
+            counts = bin_counts(values, self.edges)
+            self.histogram = [a + b for a, b in zip(self.histogram, counts, strict=True)]
         if self.sketch is None:
             self.sketch = new_sketch()
-        self.sketch.update(values)
+        self.sketch.update(np.require(values, np.float64, ["C", "W"]))  # the binding wants a writable array
 
     def update_categorical(self, counts: Counter, missing: int, issues: Counter, rows: int) -> None:
         self.rows += rows
@@ -315,6 +326,13 @@ class FeatureProfile:
         return profile
 
 
+def bin_counts(values: np.ndarray, edges: Sequence[float]) -> list[int]:
+    """Counts per bin (-inf, e0), [e0, e1), ..., [ek, inf): one vectorised comparison per edge, which for
+    the ten-odd decile edges is several times faster than np.searchsorted's per-value binary search."""
+    below = [0, *(int(np.count_nonzero(values < edge)) for edge in edges), len(values)]
+    return [b - a for a, b in itertools.pairwise(below)]
+
+
 class Profile:
     """Per-feature statistics of one data set (a baseline, a capture window, or one shard of it)."""
 
@@ -406,14 +424,31 @@ def linf_distance(p: Sequence[float], q: Sequence[float]) -> float:
 
 
 def homogeneity_p_value(baseline_counts: Sequence[float], current_counts: Sequence[float]) -> float:
-    """Chi-square test that both samples come from one distribution (bins empty on both sides dropped)."""
-    from scipy.stats import chi2_contingency
+    """Chi-square test that both samples come from one distribution (bins empty on both sides dropped).
 
+    Pearson's statistic on the 2 x bins table; computed here rather than with scipy, whose import alone
+    costs seconds and tens of megabytes in a job that otherwise runs in a few seconds.
+    """
     table = np.array([baseline_counts, current_counts], dtype=np.float64)
     table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+    rows = table.sum(axis=1)
+    if table.shape[1] < 2 or (rows == 0).any():
         return 1.0
-    return float(chi2_contingency(table, correction=False).pvalue)
+    expected = np.outer(rows, table.sum(axis=0)) / rows.sum()
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    return chi2_survival(statistic, table.shape[1] - 1)
+
+
+def chi2_survival(x: float, dof: int) -> float:
+    """P(X >= x) for a chi-square variable with integer degrees of freedom (closed form, in log space)."""
+    if x <= 0:
+        return 1.0
+    half = x / 2
+    if dof % 2 == 0:
+        terms = [i * math.log(half) - math.lgamma(i + 1) - half for i in range(dof // 2)]
+        return min(1.0, sum(math.exp(t) for t in terms))
+    terms = [(i - 0.5) * math.log(half) - math.lgamma(i + 0.5) - half for i in range(1, (dof + 1) // 2)]
+    return min(1.0, math.erfc(math.sqrt(half)) + sum(math.exp(t) for t in terms))
 
 
 # -------------------------------------------------------------------------------- Model Monitor JSON shapes
