@@ -83,7 +83,7 @@ def csv_body(rows: list[list[str]]) -> bytes:
     return "".join(",".join(row) + "\n" for row in rows).encode()
 
 
-def train_artifact(root: Path, problem_type: str) -> Path:
+def train_artifact(root: Path, problem_type: str, **hyperparameters: str) -> Path:
     import train
 
     root.mkdir(parents=True, exist_ok=True)
@@ -91,9 +91,9 @@ def train_artifact(root: Path, problem_type: str) -> Path:
     schema_path.write_text(json.dumps(schema_dict(problem_type)), encoding="utf-8")
     data_path = root / "train.csv"
     data_path.write_text(sample_table(problem_type, TRAINING_ROWS, seed=11), encoding="utf-8")
-    hyperparameters = {**json.loads(HYPERPARAMETERS_PATH.read_text(encoding="utf-8")), **FAST}
+    defaults = json.loads(HYPERPARAMETERS_PATH.read_text(encoding="utf-8"))
     model_dir = root / "model"
-    train.run(data_path, model_dir, hyperparameters, schema_path)
+    train.run(data_path, model_dir, {**defaults, **FAST, **hyperparameters}, schema_path)
     return model_dir
 
 
@@ -106,3 +106,9 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session", params=PROBLEM_TYPES)
 def artifact(request, artifacts) -> Path:
     return artifacts[request.param]
+
+
+@pytest.fixture(scope="session")
+def skops_artifact(tmp_path_factory) -> Path:
+    """The fallback format, for estimators skl2onnx cannot convert (served by scikit-learn itself)."""
+    return train_artifact(tmp_path_factory.mktemp("skops"), "binary_classification", model_format="skops")

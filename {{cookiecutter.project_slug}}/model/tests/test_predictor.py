@@ -51,6 +51,15 @@ def test_model_fn_refuses_a_tampered_artifact(artifacts, tmp_path):
         model_fn(copy)
 
 
+def test_a_skops_artifact_answers_like_its_onnx_twin(artifacts, skops_artifact):
+    onnx_scorer, skops_scorer = model_fn(artifacts["binary_classification"]), model_fn(skops_artifact)
+    assert skops_scorer.format == "skops"
+    body = csv_body(feature_rows(20))
+    onnx_answer = predict_fn(input_fn(body, "text/csv", onnx_scorer.schema), onnx_scorer)
+    skops_answer = predict_fn(input_fn(body, "text/csv", skops_scorer.schema), skops_scorer)
+    np.testing.assert_allclose(skops_answer.probabilities, onnx_answer.probabilities, atol=1e-3)
+
+
 # ------------------------------------------------------------------------------------------------ input_fn
 def test_csv_rows_become_typed_columns_in_schema_order(schema):
     rows = feature_rows(5)
