@@ -16,6 +16,7 @@ Exit codes: 0 no violation, 2 violations, 1 the job could not run or publish (ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -177,6 +178,16 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _use_jemalloc() -> None:
+    """Arrow's jemalloc pool hands freed batches back to the OS; the default pool (mimalloc) keeps tens of MB
+    more resident when a job allocates and frees one batch after another, as this one does."""
+    import pyarrow as pa
+
+    # A pyarrow build without jemalloc keeps the default pool: it works, with a higher resident set.
+    with contextlib.suppress(NotImplementedError, pa.ArrowNotImplementedError):
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--baseline-dir", required=True, help="statistics.json, constraints.json, schema.json, ...")
@@ -210,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if merging or (argv and argv[0] == "run"):
         argv = argv[1:]
     args = _parser().parse_args(argv)
+    _use_jemalloc()
     try:
         baseline = Baseline.load(args.baseline_dir, args.schema)
         gates = None

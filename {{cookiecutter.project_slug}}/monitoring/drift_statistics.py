@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from data_contract import Feature
 
@@ -96,12 +98,7 @@ def measure_numeric(feature: Feature, values) -> tuple[np.ndarray, Counter]:
 def _to_float(values) -> tuple[np.ndarray, int]:
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         return values.astype(np.float64, copy=False), 0
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-    except ImportError:  # pragma: no cover - pyarrow is a dependency of the job
-        pa = None
-    if pa is not None and isinstance(values, (pa.Array, pa.ChunkedArray)):
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
         if pa.types.is_float64(values.type):
             return _arrow_to_numpy(values), 0
         if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
@@ -168,12 +165,7 @@ def measure_categorical(feature: Feature, values) -> tuple[Counter, int, Counter
 
 
 def _value_counts(values) -> Iterable[tuple[object, int]]:
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-    except ImportError:  # pragma: no cover
-        pa = None
-    if pa is not None and isinstance(values, (pa.Array, pa.ChunkedArray)):
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
         if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
             values = pc.cast(values, pa.string()) if not pa.types.is_null(values.type) else values
         result = pc.value_counts(values)
