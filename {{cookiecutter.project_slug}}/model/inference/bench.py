@@ -117,6 +117,18 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def memory_mb(pids: list[int]) -> tuple[float, float]:
     """(RSS, PSS) summed over the processes, in MiB; PSS counts pages shared after fork once."""
     rss = pss = 0
@@ -281,22 +293,22 @@ def benchmark(
     try:
         figures = {"cold_start_s": statistics.median(starts), "cold_start_runs_s": starts}
         with MemorySampler(server) as memory:
-            run_load(server.port, single_row, connections=connections, duration=1, requests=200, use_wrk=use_wrk)
-            figures["single_row"] = run_load(
-                server.port, single_row, connections=connections, duration=duration, requests=requests, use_wrk=use_wrk
-            )
+
+            def measure(body: bytes, connections: int, duration: float, requests: int) -> dict:
+                pids = server.pids()
+                before = cpu_seconds(pids)
+                result = run_load(
+                    server.port, body, connections=connections, duration=duration, requests=requests, use_wrk=use_wrk
+                )
+                # CPU per request depends far less than throughput on what else the machine runs.
+                result["server_cpu_ms_per_request"] = (cpu_seconds(pids) - before) * 1000 / max(1, result["requests"])
+                return result
+
+            measure(single_row, connections, 1, 200)  # warm-up
+            figures["single_row"] = measure(single_row, connections, duration, requests)
             # One request at a time: the latency of a request itself, without queueing behind the others.
-            figures["single_row_one_connection"] = run_load(
-                server.port, single_row, connections=1, duration=duration / 2, requests=requests // 4, use_wrk=use_wrk
-            )
-            figures["rows_1000"] = run_load(
-                server.port,
-                batch,
-                connections=connections,
-                duration=duration,
-                requests=max(50, requests // 20),
-                use_wrk=use_wrk,
-            )
+            figures["single_row_one_connection"] = measure(single_row, 1, duration / 2, requests // 4)
+            figures["rows_1000"] = measure(batch, connections, duration, max(50, requests // 20))
         figures["peak_rss_mb"], figures["peak_pss_mb"] = memory.peak_rss, memory.peak_pss
         figures["processes"] = len(server.pids())
     finally:
@@ -419,6 +431,11 @@ def print_table(figures: dict) -> None:
         ("single-row p50 / p99", f"{single['p50_ms']:.2f} / {single['p99_ms']:.2f} ms"),
         ("  at 1 connection", f"{alone['p50_ms']:.2f} / {alone['p99_ms']:.2f} ms, {alone['throughput_rps']:.0f} req/s"),
         ("1000-row throughput", f"{batch['throughput_rps']:.1f} req/s ({batch['throughput_rps'] * 1000:.0f} rows/s)"),
+        (
+            "server CPU per request",
+            f"{single['server_cpu_ms_per_request']:.2f} ms single-row, "
+            f"{batch['server_cpu_ms_per_request']:.1f} ms 1000-row",
+        ),
         ("1000-row p50 / p99", f"{batch['p50_ms']:.1f} / {batch['p99_ms']:.1f} ms"),
         ("cold start (median)", f"{figures['cold_start_s'] * 1000:.0f} ms"),
         (
