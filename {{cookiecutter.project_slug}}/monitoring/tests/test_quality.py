@@ -28,8 +28,10 @@ def labelled(tmp_path, schema):
     lines = []
     for n in range(40):
         labels = list(truth[n * 5 : n * 5 + 5])
-        if n % 4 == 0:  # the model is wrong on one row in four requests
+        if n % 4 == 0 and schema.is_classification:  # the model is wrong on one row in four requests
             labels[0] = schema.classes[0] if labels[0] != schema.classes[0] else schema.classes[1]
+        elif n % 4 == 0:
+            labels[0] += 100.0
         key = f"inference-a.jsonl-{n}" if n % 2 else f"event-a.jsonl-{n}"  # inferenceId, else the eventId
         lines.append(ground_truth_line(key, labels))
     lines += [ground_truth_line(f"nobody-{i}", truth[:5]) for i in range(3)]
@@ -55,9 +57,10 @@ def test_ground_truth_without_a_prediction_is_counted_and_reported(labelled, bas
     assert bad["malformed_ground_truth"] == 1
 
 
-def test_quality_below_the_baseline_gates_is_a_violation(labelled, baseline_dir, tmp_path):
+def test_quality_below_the_baseline_gates_is_a_violation(labelled, baseline_dir, tmp_path, schema):
     gates = tmp_path / "gates.json"
-    gates.write_text(json.dumps({"quality": {"accuracy": {"min": 0.99}, "rmse": {"max": 0.0}}}), encoding="utf-8")
+    gate = {"accuracy": {"min": 0.99}} if schema.is_classification else {"rmse": {"max": 1.0}}
+    gates.write_text(json.dumps({"quality": gate}), encoding="utf-8")
     code = run_job(
         baseline_dir,
         labelled / "out",
