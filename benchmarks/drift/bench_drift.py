@@ -1,4 +1,4 @@
-"""Benchmark the generated repository's drift job against Evidently's DataDriftPreset, and check it streams flat.
+"""Benchmark the generated repo's drift job against Evidently's DataDriftPreset; check that it streams flat.
 
     python benchmarks/drift/bench_drift.py [--rows 1000000] [--baseline-rows 100000] [--features 20]
         [--evidently-python /path/to/python] [--flat-rows 10000000] [--skip-evidently] [--skip-flat]
@@ -60,7 +60,8 @@ code = drift_job.main(["--baseline-dir", "{work}/baseline", "--input", "{work}/c
                        "--output-dir", "{work}/out"])
 t2 = time.perf_counter()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-drifted = sorted(v["feature_name"] for v in json.load(open("{work}/out/constraint_violations.json"))["violations"])
+violations = json.load(open("{work}/out/constraint_violations.json"))["violations"]
+drifted = sorted(v["feature_name"] for v in violations)
 print(json.dumps({{"baseline_seconds": t1 - t0, "job_seconds": t2 - t1, "start_rss_mb": start_rss,
                   "peak_rss_mb": peak, "exit_code": code, "drifted": drifted}}))
 """
@@ -84,7 +85,8 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 drifted = []
 for metric in snapshot.dict()["metrics"]:
     config = metric["config"]
-    if config.get("type", "").endswith("ValueDrift") and float(metric["value"]) >= config.get("threshold", 0.1):
+    is_drift = config.get("type", "").endswith("ValueDrift")
+    if is_drift and float(metric["value"]) >= config.get("threshold", 0.1):
         drifted.append(config["column"])
 print(json.dumps({{"job_seconds": t1 - t0, "start_rss_mb": start_rss, "peak_rss_mb": peak,
                   "drifted": sorted(drifted)}}))
@@ -117,7 +119,9 @@ def write_data(work: Path, baseline_rows: int, rows: int, features: int, seed: i
                         block[:, i] += shift
                     for i, scale in SCALED.items():
                         block[:, i] *= scale
-                writer.write_table(pa.table({name: block[:, j] for j, name in enumerate(names)}, arrow_schema))
+                writer.write_table(
+                    pa.table({name: block[:, j] for j, name in enumerate(names)}, arrow_schema)
+                )
 
     write(work / "baseline.parquet", baseline_rows, drift=False)
     write(work / "current.parquet", rows, drift=True)
@@ -126,8 +130,13 @@ def write_data(work: Path, baseline_rows: int, rows: int, features: int, seed: i
 def run_side(python: str, code: str, work: Path) -> dict:
     paths = [str(PROJECT / p) for p in ("model/common", "model/inference", "model/train", "monitoring")]
     script = code.format(paths=repr(paths), work=work)
-    result = subprocess.run([python, "-c", script], capture_output=True, text=True, check=False,
-                            env={**os.environ, "MPLBACKEND": "Agg"})  # fmt: skip
+    result = subprocess.run(
+        [python, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{python} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -138,14 +147,16 @@ def head_to_head(args: argparse.Namespace) -> bool:
         work = Path(tmp)
         started = time.perf_counter()
         write_data(work, args.baseline_rows, args.rows, args.features)
-        print(f"data: {args.baseline_rows:,} baseline rows, {args.rows:,} current rows x {args.features} numeric "
-              f"features (shifted: f{', f'.join(map(str, [*SHIFTED, *SCALED]))}); written in "
-              f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+        print(
+            f"data: {args.baseline_rows:,} baseline rows, {args.rows:,} current rows x {args.features} "
+            f"numeric features (shifted: f{', f'.join(map(str, [*SHIFTED, *SCALED]))}); written in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         ours = run_side(sys.executable, OURS, work)
         ours_extra = ours["peak_rss_mb"] - ours["start_rss_mb"]
         print(
-            f"ours      : job {ours['job_seconds']:7.2f} s (+ baseline build {ours['baseline_seconds']:.2f} s), "
-            f"peak extra memory {ours_extra:7.1f} MB, exit {ours['exit_code']}, drifted {ours['drifted']}"
+            f"ours      : job {ours['job_seconds']:7.2f} s "
+            f"(+ baseline build {ours['baseline_seconds']:.2f} s), peak extra memory {ours_extra:7.1f} MB, exit {ours['exit_code']}, drifted {ours['drifted']}"
         )
         if args.skip_evidently:
             return True
@@ -174,14 +185,33 @@ def flatness(args: argparse.Namespace) -> bool:
         write_data(work, 100_000, args.flat_rows, args.features, seed=1)
         print(
             f"flat: {args.flat_rows:,} rows x {args.features} features written in "
-            f"{time.perf_counter() - started:.1f} s ({(work / 'current.parquet').stat().st_size / 2**20:.0f} MB)"
+            f"{time.perf_counter() - started:.1f} s "
+            f"({(work / 'current.parquet').stat().st_size / 2**20:.0f} MB)"
         )
-        subprocess.run([sys.executable, str(PROJECT / "monitoring" / "baseline.py"), "--data",
-                        str(work / "baseline.parquet"), "--schema", str(work / "schema.json"),
-                        "--output-dir", str(work / "baseline")], check=True, capture_output=True)  # fmt: skip
-        command = [sys.executable, str(PROJECT / "monitoring" / "drift_job.py"), "--baseline-dir",
-                   str(work / "baseline"), "--input", str(work / "current.parquet"), "--output-dir",
-                   str(work / "out")]  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                str(PROJECT / "monitoring" / "baseline.py"),
+                "--data",
+                str(work / "baseline.parquet"),
+                "--schema",
+                str(work / "schema.json"),
+                "--output-dir",
+                str(work / "baseline"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        command = [
+            sys.executable,
+            str(PROJECT / "monitoring" / "drift_job.py"),
+            "--baseline-dir",
+            str(work / "baseline"),
+            "--input",
+            str(work / "current.parquet"),
+            "--output-dir",
+            str(work / "out"),
+        ]
         samples: list[float] = []
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -221,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-rows", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--flat-rows", type=int, default=10_000_000)
-    parser.add_argument("--evidently-python", default=sys.executable, help="an interpreter with evidently installed")
+    parser.add_argument(
+        "--evidently-python", default=sys.executable, help="an interpreter with evidently installed"
+    )
     parser.add_argument("--skip-evidently", action="store_true")
     parser.add_argument("--skip-flat", action="store_true")
     args = parser.parse_args(argv)
