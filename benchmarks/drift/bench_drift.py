@@ -156,7 +156,8 @@ def head_to_head(args: argparse.Namespace) -> bool:
         ours_extra = ours["peak_rss_mb"] - ours["start_rss_mb"]
         print(
             f"ours      : job {ours['job_seconds']:7.2f} s "
-            f"(+ baseline build {ours['baseline_seconds']:.2f} s), peak extra memory {ours_extra:7.1f} MB, exit {ours['exit_code']}, drifted {ours['drifted']}"
+            f"(+ baseline build {ours['baseline_seconds']:.2f} s), peak extra memory {ours_extra:7.1f} MB, "
+            f"exit {ours['exit_code']}, drifted {ours['drifted']}"
         )
         if args.skip_evidently:
             return True
