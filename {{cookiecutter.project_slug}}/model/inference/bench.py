@@ -292,18 +292,18 @@ def benchmark(
     server = start(free_port())
     try:
         figures = {"cold_start_s": statistics.median(starts), "cold_start_runs_s": starts}
+
+        def measure(body: bytes, connections: int, duration: float, requests: int) -> dict:
+            pids = server.pids()
+            before = cpu_seconds(pids)
+            result = run_load(
+                server.port, body, connections=connections, duration=duration, requests=requests, use_wrk=use_wrk
+            )
+            # CPU per request depends far less than throughput on what else the machine runs.
+            result["server_cpu_ms_per_request"] = (cpu_seconds(pids) - before) * 1000 / max(1, result["requests"])
+            return result
+
         with MemorySampler(server) as memory:
-
-            def measure(body: bytes, connections: int, duration: float, requests: int) -> dict:
-                pids = server.pids()
-                before = cpu_seconds(pids)
-                result = run_load(
-                    server.port, body, connections=connections, duration=duration, requests=requests, use_wrk=use_wrk
-                )
-                # CPU per request depends far less than throughput on what else the machine runs.
-                result["server_cpu_ms_per_request"] = (cpu_seconds(pids) - before) * 1000 / max(1, result["requests"])
-                return result
-
             measure(single_row, connections, 1, 200)  # warm-up
             figures["single_row"] = measure(single_row, connections, duration, requests)
             # One request at a time: the latency of a request itself, without queueing behind the others.
