@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from fixtures_inference import csv_body, feature_records, feature_rows
 
+import serve
+
 pytest_plugins = ("fixtures_inference",)
 pytestmark = pytest.mark.slow
 
@@ -299,3 +301,38 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(artifacts, tmp_path):
     assert len(response.split(b"\r\n\r\n", 1)[1].splitlines()) == 50
     assert server.process.wait(timeout=START_TIMEOUT) == 0
     server.stop()
+
+
+def test_a_worker_that_dies_is_replaced(artifacts, tmp_path):
+    server = Server(artifacts["binary_classification"], tmp_path / "server.log", workers=2)
+    try:
+        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+        first = set(children.read_text().split())
+        os.kill(int(sorted(first)[0]), signal.SIGKILL)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            now = set(children.read_text().split())
+            if len(now) == 2 and now != first:
+                break
+            time.sleep(0.05)
+        assert len(now) == 2 and now != first
+        assert all(request(server.port, "GET", "/ping")[0] == 200 for _ in range(5))
+        assert any(r.get("event") == "worker_exited" for r in server.log_records())
+    finally:
+        assert server.stop() == 0
+
+
+def test_settings_come_from_the_sagemaker_environment(monkeypatch):
+    monkeypatch.setenv("SM_MODEL_DIR", "/models/current")
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "9090")
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_WORKERS", "3")
+    monkeypatch.setenv("MODEL_SERVER_HOST", "127.0.0.1")
+    args = serve.parse_args([])
+    assert (args.command, args.model_dir, args.port, args.workers, args.host) == (
+        "serve",
+        "/models/current",
+        9090,
+        3,
+        "127.0.0.1",
+    )
+    assert serve.parse_args(["serve", "--port", "8081", "--workers", "1"]).port == 8081
