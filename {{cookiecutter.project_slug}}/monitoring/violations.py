@@ -203,7 +203,7 @@ def check_feature(
     expected_completeness = float(constraint.get("completeness", 0.0)) if constraint else 0.0
     if not feature.nullable:
         expected_completeness = 1.0
-    if completeness < expected_completeness:
+    if completeness < expected_completeness and _significantly_incomplete(current, expected_completeness, config):
         out.append(
             Violation(
                 name,
@@ -293,3 +293,18 @@ def _drift_violation(result: DriftResult, config: MonitoringConfig) -> Violation
 
 def violations_json(violations: list[Violation]) -> dict:
     return {"violations": [asdict(v) for v in violations]}
+
+
+# One-sided z score for p < 0.01: a small window of traffic drawn from the training distribution misses the
+# completeness constraint by chance about half the time when the constraint sits near the baseline's rate.
+COMPLETENESS_Z = 2.326
+
+
+def _significantly_incomplete(current, expected_completeness: float, config) -> bool:
+    """With comparison_method "Robust", more missing values than allowed must also be beyond chance."""
+    allowed = 1.0 - expected_completeness
+    if config.comparison_method != "Robust" or allowed <= 0.0:
+        return True
+    n = current.rows
+    excess = current.missing - n * allowed
+    return excess > COMPLETENESS_Z * (n * allowed * (1.0 - allowed)) ** 0.5

@@ -1,9 +1,10 @@
-"""The local end-to-end run: validate data -> train -> evaluate -> gates -> register.
+"""The local end-to-end run: validate data -> train -> evaluate -> explain -> model card -> gates -> register.
 
 Each step runs the very script its SageMaker job runs (prepare.py and evaluate.py as Processing steps, train.py
 under the training contract with an /opt/ml-shaped folder), as a separate process, so what passes here is what
 the containers do. Every run gets its own folder under build/runs/; nothing is registered unless every gate
-passes.
+passes. A registered run also refreshes docs/model_card.md and, when monitoring is part of the repository, the
+drift baselines in monitoring/baselines/ that `make monitor` compares captured traffic with.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import model_artifact  # noqa: E402
 from local_registry import LocalRegistry, RegistryError, default_group  # noqa: E402
 
-CODE_PATH = os.pathsep.join(str(ROOT / "model" / p) for p in ("common", "train"))
+CODE_PATH = os.pathsep.join(str(ROOT / "model" / p) for p in ("common", "train", "inference"))
+TRAIN_CODE = ROOT / "model" / "train"
+MONITORING_CODE = ROOT / "monitoring"
 
 
 class StepFailed(RuntimeError):
@@ -59,11 +62,9 @@ class _Timer:
         return False
 
 
-def run_script(script: str, args: list[str], env: dict | None = None) -> None:
+def run_script(script: str, args: list[str], env: dict | None = None, folder: Path = TRAIN_CODE) -> None:
     full_env = {**os.environ, "PYTHONPATH": CODE_PATH, **(env or {})}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "model" / "train" / script), *args], env=full_env, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, str(folder / script), *args], env=full_env, capture_output=True, text=True)
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise StepFailed(f"{script} exited with {result.returncode}: {detail}")
@@ -81,12 +82,20 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(out)
 
 
-def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, group: str) -> dict:
+def run(
+    data: Path,
+    config_dir: Path,
+    build_dir: Path,
+    registry_root: Path,
+    group: str,
+    card_dir: Path = ROOT / "docs",
+    baselines_dir: Path = MONITORING_CODE / "baselines",
+) -> dict:
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = build_dir / "runs" / run_id
     processing = run_dir / "processing"
     opt_ml = run_dir / "opt_ml"
-    progress = Progress(5)
+    progress = Progress(7)
     print(f"pipeline run {run_id} on {data}", flush=True)
 
     with progress.step("validate data"):
@@ -134,6 +143,28 @@ def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, grou
         )
     evaluation = json.loads((run_dir / "evaluation" / "evaluation.json").read_text(encoding="utf-8"))
 
+    importance = run_dir / "explainability" / "importance.json"
+    with progress.step("explain"):
+        run_script(
+            "explain.py",
+            [
+                "--model",
+                str(opt_ml / "model"),
+                "--data",
+                str(processing / "validation"),
+                "--importance",
+                str(importance),
+            ],
+        )
+    card_args = [
+        *("--model", str(opt_ml / "model"), "--evaluation", str(run_dir / "evaluation" / "evaluation.json")),
+        *("--importance", str(importance), "--data-report", str(processing / "report" / "data_report.json")),
+        *("--pipeline-run", run_id, "--config", str(config_dir / "model_card.json")),
+    ]
+    with progress.step("model card"):
+        # Written before the gates, so a run that fails them still leaves a card that shows why.
+        run_script("model_card.py", [*card_args, "--out-dir", str(run_dir / "model_card")])
+
     with progress.step("check gates"):
         failed = [g for g in evaluation["gates"] if g["status"] == "failed"]
         print(table(_gate_rows(evaluation["gates"])), flush=True)
@@ -145,6 +176,23 @@ def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, grou
             )
 
     with progress.step("register"):
+        # Everything that can fail is done before the registry is touched: no half-registered version.
+        monitoring = (MONITORING_CODE / "baseline.py").is_file()
+        if monitoring:
+            run_script(
+                "baseline.py",
+                [
+                    "--data",
+                    str(processing / "train" / "train.csv"),
+                    "--schema",
+                    str(config_dir / "schema.json"),
+                    "--model-dir",
+                    str(opt_ml / "model"),
+                    "--output-dir",
+                    str(run_dir / "baselines"),
+                ],
+                folder=MONITORING_CODE,
+            )
         metadata = model_artifact.read_metadata(opt_ml / "model")
         tar = model_artifact.package(opt_ml / "model", run_dir / "model.tar.gz")
         lineage = {
@@ -159,6 +207,13 @@ def run(data: Path, config_dir: Path, build_dir: Path, registry_root: Path, grou
             "hyperparameters": metadata["hyperparameters"],
         }
         package = LocalRegistry(registry_root, group).register(tar, evaluation, lineage)
+        (run_dir / "package.json").write_text(json.dumps(package, indent=2) + "\n", encoding="utf-8")
+        run_script(
+            "model_card.py",
+            [*card_args, "--registry-package", str(run_dir / "package.json"), "--out-dir", str(card_dir)],
+        )
+        if monitoring:
+            shutil.copytree(run_dir / "baselines", baselines_dir, dirs_exist_ok=True)
     return {
         "run_id": run_id,
         "package": package,
@@ -210,10 +265,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-dir", type=Path, default=ROOT / "build")
     parser.add_argument("--registry", type=Path, default=Path(os.environ.get("REGISTRY_DIR", ROOT / "registry")))
     parser.add_argument("--group", default=None, help="model package group (default: the project name)")
+    parser.add_argument("--card-dir", type=Path, default=ROOT / "docs", help="where the model card goes")
+    parser.add_argument(
+        "--baselines-dir", type=Path, default=MONITORING_CODE / "baselines", help="where the drift baselines go"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        result = run(args.data, args.config_dir, args.build_dir, args.registry, args.group or default_group())
+        result = run(
+            args.data,
+            args.config_dir,
+            args.build_dir,
+            args.registry,
+            args.group or default_group(),
+            card_dir=args.card_dir,
+            baselines_dir=args.baselines_dir,
+        )
     except (StepFailed, RegistryError, model_artifact.ArtifactError) as exc:
         print(f"pipeline failed: {exc}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ FEATURE_TYPES = ("integer", "float", "categorical")
 # one-hot encoder then learns "missing" as a category of its own.
 MISSING_CATEGORY = "__missing__"
 MAX_REPORTED_ISSUES = 10
+SMALL_BATCH = 16
 
 
 class SchemaError(ValueError):
@@ -350,6 +351,28 @@ def _label_key(value: object) -> str:
     return str(value)
 
 
+def _all_valid(feature: Feature, array: np.ndarray) -> bool:
+    """True when every value is present, finite, in range and (for integers) whole; min/max cover all four."""
+    if not len(array):
+        return True
+    if len(array) <= SMALL_BATCH:  # numpy's per-call overhead dominates for a handful of values
+        floats = array.tolist()
+        low, high = min(floats), max(floats)
+        if any(v != v for v in floats):  # NaN: a missing value
+            return False
+        whole = feature.type != "integer" or all(v.is_integer() for v in floats if math.isfinite(v))
+    else:
+        low, high = array.min(), array.max()  # NaN propagates into both
+        whole = feature.type != "integer" or bool((array == np.floor(array)).all())
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return False
+    if (feature.minimum is not None and low < feature.minimum) or (
+        feature.maximum is not None and high > feature.maximum
+    ):
+        return False
+    return whole
+
+
 def _coerce_numeric(feature: Feature, values: Sequence) -> tuple[np.ndarray, list[Issue]]:
     issues: list[Issue] = []
     try:
@@ -360,6 +383,8 @@ def _coerce_numeric(feature: Feature, values: Sequence) -> tuple[np.ndarray, lis
         # JSON true/false would silently become 1.0/0.0: they are not numbers in this contract.
         if any(type(v) is bool for v in values):
             raise ValueError("boolean")
+        if _all_valid(feature, array):  # the common case: one pass of checks, no per-rule bookkeeping
+            return array, issues
     except (ValueError, TypeError):
         array = np.empty(len(values), dtype=np.float64)
         for i, v in enumerate(values):

@@ -12,6 +12,8 @@ Configuration (flags win over environment variables):
   --workers     SAGEMAKER_MODEL_SERVER_WORKERS, default one per core
   SAGEMAKER_MAX_PAYLOAD_IN_MB (default 6), MODEL_PACKAGE_VERSION (echoed as X-Model-Package-Version),
   MODEL_SERVER_TIMEOUT_GRACEFUL (seconds to drain on SIGTERM, default 25: SageMaker kills after 30).
+  DATA_CAPTURE_DIR enables local capture in SageMaker's data-capture format (DATA_CAPTURE_SAMPLING_PERCENTAGE,
+  default 100; ENDPOINT_NAME, VARIANT_NAME name the folders). On AWS the endpoint's DataCaptureConfig does this.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import uuid
 
 import uvicorn
 
+import data_capture
 import predictor
 from data_contract import SchemaError
 from model_artifact import ArtifactError
@@ -46,8 +49,17 @@ def log(record: dict) -> None:
 class InferenceApp:
     """The ASGI application one worker runs: routing, limits, headers and the per-request log line."""
 
-    def __init__(self, scorer, *, max_payload_bytes: int, workers: int, package_version: str | None = None):
+    def __init__(
+        self,
+        scorer,
+        *,
+        max_payload_bytes: int,
+        workers: int,
+        package_version: str | None = None,
+        capture: data_capture.DataCapture | None = None,
+    ):
         self.scorer = scorer
+        self.capture = capture
         self.schema = scorer.schema
         self.model_version = scorer.model_version
         self.max_payload_bytes = max_payload_bytes
@@ -130,6 +142,9 @@ class InferenceApp:
         predictions = predictor.predict_fn(columns, self.scorer)
         entry["rows"] = len(predictions)
         payload, media_type = predictor.output_fn(predictions, accept)
+        if self.capture is not None and self.capture.sampled():
+            inference_id = headers.get(b"x-amzn-sagemaker-inference-id", b"").decode("latin-1") or None
+            self.capture.record(body, content_type, payload, media_type, inference_id)
         return 200, payload, media_type.encode()
 
     async def read_body(self, headers, receive) -> bytes:
@@ -308,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         max_payload = predictor.max_payload_bytes()
         graceful = graceful_seconds()
+        capture = data_capture.from_environment()
         scorer = predictor.model_fn(args.model_dir)
         warm_up(scorer)
     except (ArtifactError, SchemaError, ValueError) as exc:
@@ -320,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         max_payload_bytes=max_payload,
         workers=args.workers,
         package_version=os.environ.get("MODEL_PACKAGE_VERSION"),
+        capture=capture,
     )
     log(
         {
@@ -331,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "model_version": scorer.model_version,
             "model_dir": str(args.model_dir),
+            "data_capture": str(capture.root) if capture else None,
         }
     )
     config = server_config(app, graceful)

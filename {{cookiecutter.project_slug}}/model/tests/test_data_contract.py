@@ -409,3 +409,17 @@ def test_allowed_extra_keys_are_not_reported(schema):
 def test_record_that_is_not_an_object_is_reported(schema):
     with pytest.raises(DataValidationError, match=re.escape("row 0, column '*': value [30] is not a JSON object")):
         schema.columns_from_records([[30]])
+
+
+@pytest.mark.parametrize("rows", [3, 40])  # below and above the small-batch fast path
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [("130", "is above the maximum"), ("30.5", "is not an integer"), ("", "is missing"), ("nan", "is missing")],
+)
+def test_every_rule_holds_for_small_and_large_batches(schema, rows, bad, problem):
+    ages = ["30"] * rows
+    ages[rows - 1] = bad
+    columns = valid_columns(age=ages, income=["1.0"] * rows, plan=["basic"] * rows, region=["north"] * rows)
+    error = issues_of(schema, columns)
+    assert [(i.row, i.column) for i in error.issues] == [(rows - 1, "age")]
+    assert problem in error.issues[0].problem

@@ -59,6 +59,10 @@ def run_pipeline(root: Path, data: Path, config: Path) -> PipelineRun:
         str(root / "registry"),
         "--group",
         GROUP,
+        "--card-dir",
+        str(root / "docs"),
+        "--baselines-dir",
+        str(root / "baselines"),
     ]
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         patch.setenv("GIT_COMMIT", GIT_COMMIT)
@@ -182,3 +186,13 @@ def test_data_outside_the_schema_registers_nothing(bad_data):
 def test_data_outside_the_schema_stops_before_training(bad_data):
     run, _, _ = bad_data
     assert not list(run.build_dir.glob("runs/*/opt_ml"))
+
+
+def test_a_registered_run_writes_the_model_card_and_the_drift_baselines(good_run):
+    docs = good_run.build_dir.parent / "docs"
+    card = (docs / "model_card.md").read_text(encoding="utf-8")
+    assert "v1" in card or "version 1" in card.lower()
+    assert (docs / "model_card.json").is_file()
+    baselines = good_run.build_dir.parent / "baselines"
+    for name in ("statistics.json", "constraints.json"):
+        assert json.loads((baselines / name).read_text(encoding="utf-8"))["version"] == 0

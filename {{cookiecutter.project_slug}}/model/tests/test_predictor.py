@@ -7,9 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
-from fixtures_inference import csv_body, feature_records, feature_rows
 
 import predictor
+from fixtures_inference import csv_body, feature_records, feature_rows
 from model_artifact import ArtifactError, Scorer
 from predictor import InferenceError, input_fn, model_fn, output_fn, predict_fn
 

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures_inference import csv_body, feature_records, feature_rows
 
 import serve
+from fixtures_inference import csv_body, feature_records, feature_rows
 
 pytest_plugins = ("fixtures_inference",)
 pytestmark = pytest.mark.slow

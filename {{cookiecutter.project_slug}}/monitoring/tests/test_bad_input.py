@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import capture_record, read_json, run_job, traffic, write_captures
 
 

@@ -6,6 +6,7 @@ import csv
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from conftest import read_json, run_job, traffic
 
 

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from conftest import read_json, run_job, traffic, write_captures
 
 NAMESPACE = "Monitoring/Test"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import read_json, run_job, traffic, write_captures
 
+from conftest import read_json, run_job, traffic, write_captures
 from drift_statistics import jensen_shannon_distance, linf_distance, population_stability_index
 
 

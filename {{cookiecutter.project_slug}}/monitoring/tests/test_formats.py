@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import read_json, run_job, traffic, write_captures
 
+from conftest import read_json, run_job, traffic, write_captures
 from drift_statistics import Profile, kll_levels, new_sketch
 from violations import CHECK_TYPES
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import model_outputs, read_json, run_job, traffic, write_captures
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import read_json, run_job, traffic, write_captures
 
 import drift_job
+from conftest import read_json, run_job, traffic, write_captures
 
 
 @pytest.fixture(scope="module")
