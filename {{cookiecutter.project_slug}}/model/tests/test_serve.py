@@ -336,3 +336,80 @@ def test_settings_come_from_the_sagemaker_environment(monkeypatch):
         "127.0.0.1",
     )
     assert serve.parse_args(["serve", "--port", "8081", "--workers", "1"]).port == 8081
+
+
+# ------------------------------------------------------------------------------------------- data capture
+def _captured_lines(root: Path) -> list[dict]:
+    files = sorted(root.rglob("*.jsonl"))
+    return [json.loads(line) for f in files for line in f.read_text(encoding="utf-8").splitlines()]
+
+
+def test_capture_writes_sagemaker_data_capture_lines_for_answered_requests(artifacts, tmp_path):
+    capture = tmp_path / "capture"
+    captured = Server(
+        artifacts["binary_classification"],
+        tmp_path / "server.log",
+        env={"DATA_CAPTURE_DIR": str(capture), "ENDPOINT_NAME": "churn", "VARIANT_NAME": "blue"},
+    )
+    try:
+        body = csv_body(feature_rows(3))
+        assert invoke(captured.port, body, **{"X-Amzn-SageMaker-Inference-Id": "abc-1"})[0] == 200
+        assert invoke(captured.port, body, accept="text/csv")[0] == 200
+        assert invoke(captured.port, b"not,a,row")[0] == 400  # refused requests are not captured
+    finally:
+        assert captured.stop() == 0
+    files = list(capture.rglob("*.jsonl"))
+    assert files and all(f.relative_to(capture).parts[:2] == ("churn", "blue") for f in files)
+    assert all(len(f.relative_to(capture).parts) == 7 for f in files)  # endpoint/variant/yyyy/mm/dd/hh/file
+    lines = sorted(_captured_lines(capture), key=lambda line: line["eventMetadata"]["inferenceTime"])
+    assert len(lines) == 2
+    first, second = lines
+    assert first["eventVersion"] == "0"
+    assert first["captureData"]["endpointInput"] == {
+        "observedContentType": "text/csv",
+        "mode": "INPUT",
+        "data": body.decode(),
+        "encoding": "CSV",
+    }
+    assert first["captureData"]["endpointOutput"]["encoding"] == "JSON"
+    assert json.loads(first["captureData"]["endpointOutput"]["data"])["predictions"]
+    assert first["eventMetadata"]["inferenceId"] == "abc-1"
+    assert "inferenceId" not in second["eventMetadata"] and second["eventMetadata"]["eventId"]
+    assert second["captureData"]["endpointOutput"]["observedContentType"] == "text/csv"
+
+
+def test_capture_at_zero_percent_writes_nothing(artifacts, tmp_path):
+    capture = tmp_path / "capture"
+    quiet = Server(
+        artifacts["binary_classification"],
+        tmp_path / "server.log",
+        workers=1,
+        env={"DATA_CAPTURE_DIR": str(capture), "DATA_CAPTURE_SAMPLING_PERCENTAGE": "0"},
+    )
+    try:
+        assert invoke(quiet.port, csv_body(feature_rows(1)))[0] == 200
+    finally:
+        assert quiet.stop() == 0
+    assert _captured_lines(capture) == []
+
+
+def test_a_bad_sampling_percentage_refuses_to_start_naming_it(artifacts, tmp_path):
+    with pytest.raises(RuntimeError, match="DATA_CAPTURE_SAMPLING_PERCENTAGE"):
+        Server(
+            artifacts["binary_classification"],
+            tmp_path / "server.log",
+            env={"DATA_CAPTURE_DIR": str(tmp_path), "DATA_CAPTURE_SAMPLING_PERCENTAGE": "150"},
+        )
+
+
+def test_binary_bodies_are_captured_as_base64(tmp_path):
+    import base64
+
+    import data_capture
+
+    capture = data_capture.DataCapture(tmp_path, 100)
+    line = capture.record(b"\xff\xfe", "application/x-npy", b"{}", "application/json")
+    capture.close()
+    assert line["captureData"]["endpointInput"]["encoding"] == "BASE64"
+    assert base64.b64decode(line["captureData"]["endpointInput"]["data"]) == b"\xff\xfe"
+    assert _captured_lines(tmp_path) == [line]
