@@ -106,9 +106,9 @@ def test_good_run_exits_0_and_registers_version_1(good_run):
 
 
 @pytest.mark.slow
-def test_good_run_reports_five_steps(good_run):
+def test_good_run_reports_seven_steps(good_run):
     steps = [line for line in good_run.stdout.splitlines() if line.startswith("[") and line.endswith("s)")]
-    assert [s.split("]")[0] + "]" for s in steps] == [f"[{i}/5]" for i in range(1, 6)]
+    assert [s.split("]")[0] + "]" for s in steps] == [f"[{i}/7]" for i in range(1, 8)]
     assert all(": ok (" in s for s in steps)
 
 
