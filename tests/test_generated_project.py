@@ -1,6 +1,6 @@
 """The generated repository's own workflow, for real: `make setup`, `make pipeline`, `make test`.
 
-One variant per problem type (Python 3.11, MIT). All bakes share one virtual environment (see the
+One variant per problem type (Python 3.11, MIT), and one without monitoring. All bakes share one virtual environment (see the
 ``e2e_venv`` fixture), so only the first run of a machine pays for installing the pinned dependencies.
 """
 
@@ -34,11 +34,20 @@ def make(project, target: str, venv, timeout: int) -> subprocess.CompletedProces
     return result
 
 
-@pytest.mark.parametrize("problem_type", PROBLEM_TYPES)
+# Every problem type with monitoring, and one without it: the pruned repository must still pass its own suite.
+VARIANTS = [(p, True) for p in PROBLEM_TYPES] + [(PROBLEM_TYPES[0], False)]
+
+
+@pytest.mark.parametrize(("problem_type", "include_monitoring"), VARIANTS)
 def test_generated_project_sets_up_runs_its_pipeline_and_passes_its_tests(
-    template_repo, tmp_path, e2e_venv, problem_type
+    template_repo, tmp_path, e2e_venv, problem_type, include_monitoring
 ):
-    answers = {"python_version": "3.11", "license": "MIT", "problem_type": problem_type}
+    answers = {
+        "python_version": "3.11",
+        "license": "MIT",
+        "problem_type": problem_type,
+        "include_monitoring": include_monitoring,
+    }
     project = bake_cookiecutter(template_repo, answers, tmp_path)
 
     make(project, "setup", e2e_venv, timeout=1800)
