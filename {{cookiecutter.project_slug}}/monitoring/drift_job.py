@@ -109,7 +109,11 @@ def finish(state: JobState, args: argparse.Namespace, quality_gates: dict | None
         from violations import Violation
 
         violations += [
-            Violation("model", "model_quality_check", f"{g['metric']} = {g['value']} breaks the gate {g['bound']}")
+            Violation(
+                "model",
+                f"model_{g.get('group', 'quality')}_check",
+                f"{g['metric']} = {g['value']} breaks the gate {g['bound']}",
+            )
             for g in quality["gates"]
             if g["status"] == "failed"
         ]

@@ -3,6 +3,11 @@
 Ground truth is small next to the captures (only labelled events), so it is read first and held by id; the
 captures then stream past and only the predictions that have a label are kept. Memory is O(labelled events).
 The join key is the capture's inferenceId, falling back to its eventId, as Model Monitor joins them.
+
+Bias drift needs the sensitive attribute, which the endpoint never sees (it is no model input). Ground truth
+can carry it: JSON ground-truth data such as {"label": "yes", "age_group": "over_60"} (or lists under "labels"
+and the facet name, one per row). When every matched event carries every sensitive feature of schema.json, the
+Clarify-named bias metrics are computed on the joined rows and checked against baseline.json's bias gates.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ from data_contract import DataValidationError, Schema
 
 def decode_labels(ground_truth: Mapping) -> list:
     """groundTruthData {data, encoding} -> a list of labels (one per row of the inference)."""
+    return decode_ground_truth(ground_truth)[0]
+
+
+def decode_ground_truth(ground_truth: Mapping, facet_names: Sequence[str] = ()) -> tuple[list, dict[str, list]]:
+    """groundTruthData -> (labels, {sensitive feature: values}) with one value per row of the inference."""
+    facets: dict[str, list] = {}
     encoding = str(ground_truth.get("encoding", "CSV")).upper()
     data = ground_truth.get("data")
     if encoding == "BASE64":
@@ -36,11 +47,12 @@ def decode_labels(ground_truth: Mapping) -> list:
     if encoding == "JSON":
         value = json.loads(data) if isinstance(data, str) else data
         if isinstance(value, dict):
+            facets = {n: v if isinstance(v, list) else [v] for n in facet_names if (v := value.get(n)) is not None}
             value = value.get("label", value.get("labels"))
-        return value if isinstance(value, list) else [value]
+        return (value if isinstance(value, list) else [value]), facets
     if encoding != "CSV" or not isinstance(data, str):
         raise ValueError(f"encoding {ground_truth.get('encoding')!r} with data {str(data)[:40]!r}")
-    return [value for row in csv.reader(data.splitlines()) for value in row]
+    return [value for row in csv.reader(data.splitlines()) for value in row], facets
 
 
 class GroundTruth:
@@ -49,7 +61,9 @@ class GroundTruth:
     def __init__(self, schema: Schema):
         self.schema = schema
         self.labels: dict[str, list] = {}
+        self.facets: dict[str, dict[str, list]] = {}  # id -> sensitive feature -> values, when ground truth has them
         self.matched: dict[str, dict] = {}  # id -> {"labels", "predictions"}
+        self.joined_facets: dict[str, list] | None = None
         self.bad = BadInput()
 
     def load(self, sources: Sequence[Source]) -> GroundTruth:
@@ -63,11 +77,14 @@ class GroundTruth:
                         record = json.loads(raw)
                         metadata = record["eventMetadata"]
                         key = metadata.get("inferenceId") or metadata["eventId"]
-                        labels = decode_labels(record["groundTruthData"])
+                        names = [s.name for s in self.schema.sensitive_features]
+                        labels, facets = decode_ground_truth(record["groundTruthData"], names)
                     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
                         self.bad.add(MALFORMED_GROUND_TRUTH, where, f"{type(exc).__name__}: {exc}")
                         continue
                     self.labels[str(key)] = labels
+                    if facets:
+                        self.facets[str(key)] = facets
         return self
 
     def observe(self, inference_id: str | None, event_id: str | None, outputs: Mapping[str, list]) -> None:
@@ -79,11 +96,12 @@ class GroundTruth:
 
     # ------------------------------------------------------------------------------------ shard states
     def to_state(self) -> dict:
-        return {"labels": self.labels, "matched": self.matched, "bad": self.bad.to_json()}
+        return {"labels": self.labels, "facets": self.facets, "matched": self.matched, "bad": self.bad.to_json()}
 
     def merge_state(self, state: Mapping) -> None:
         """Every shard reads the whole ground truth: its problems count once (the largest count), not summed."""
         self.labels.update(state["labels"])
+        self.facets.update(state.get("facets", {}))
         self.matched.update(state["matched"])
         other = BadInput.from_json(state["bad"])
         for kind, count in other.counts.items():
@@ -96,6 +114,8 @@ class GroundTruth:
         """Matched labels and predictions row by row; mismatched row counts are counted, not guessed."""
         labels: list = []
         predictions: dict[str, list] = {}
+        names = [s.name for s in self.schema.sensitive_features]
+        self.joined_facets: dict[str, list] | None = {n: [] for n in names} if names else None
         for key, match in sorted(self.matched.items()):
             rows = self.labels[key]
             outputs = match["predictions"]
@@ -106,6 +126,13 @@ class GroundTruth:
             labels += rows
             for name, values in outputs.items():
                 predictions.setdefault(name, []).extend(values)
+            facets = self.facets.get(key, {})
+            if self.joined_facets is not None:
+                if all(len(facets.get(n, [])) == len(rows) for n in names):
+                    for n in names:
+                        self.joined_facets[n] += facets[n]
+                else:
+                    self.joined_facets = None  # one event without its facets: bias cannot be measured fairly
         return labels, predictions
 
     def evaluate(self, gates: Mapping | None) -> dict:
@@ -145,10 +172,30 @@ class GroundTruth:
             return report
         quality = metrics.quality_metrics(schema, y_true, values, probabilities)
         report.update(status="computed", metrics=quality)
+        bias: dict = {}
+        if self.joined_facets is not None:
+            sensitive = {n: np.asarray(v, dtype=object)[keep].astype(str) for n, v in self.joined_facets.items()}
+            bias = metrics.bias_metrics(schema, sensitive, y_true, values)
+            report["bias"] = bias
+        elif schema.sensitive_features:
+            report["bias_status"] = (
+                "not_computed: ground truth does not carry "
+                + ", ".join(s.name for s in schema.sensitive_features)
+                + ' for every matched event (send JSON ground truth such as {"label": ..., "<facet>": ...})'
+            )
         if gates:
-            results = metrics.check_gates({"quality": gates.get("quality", {})}, quality, {})
+            results = metrics.check_gates(
+                {"quality": gates.get("quality", {}), "bias": gates.get("bias", {}) if bias else {}}, quality, bias
+            )
             report["gates"] = [
-                {"metric": g.metric, "value": g.value, "bound": g.bound, "status": g.status} for g in results
+                {
+                    "group": g.group,
+                    "metric": f"{g.metric}[{g.facet}]" if g.facet else g.metric,
+                    "value": g.value,
+                    "bound": g.bound,
+                    "status": g.status,
+                }
+                for g in results
             ]
         return report
 

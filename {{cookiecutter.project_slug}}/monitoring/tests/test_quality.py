@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import model_outputs, read_json, run_job, traffic, write_captures
+from conftest import ROOT, model_outputs, read_json, run_job, traffic, write_captures
 
 
 def ground_truth_line(key: str, labels: list, id_field: str = "eventId") -> str:
@@ -71,3 +71,73 @@ def test_quality_below_the_baseline_gates_is_a_violation(labelled, baseline_dir,
     violations = read_json(labelled / "out" / "constraint_violations.json")["violations"]
     assert code == 2
     assert any(v["constraint_check_type"] == "model_quality_check" for v in violations)
+
+
+def labelled_with_facets(tmp_path, schema, facet_of) -> tuple:
+    """50 requests of 4 rows, every one labelled (labels = the predictions) with the facet chosen per row."""
+    rows = traffic(schema, 200, seed=67)
+    write_captures(tmp_path / "capture", schema, rows, per_request=4, name="f.jsonl")
+    outputs = model_outputs(schema, rows)
+    predicted = outputs["predicted_label"] if schema.is_classification else outputs["score"]
+    facet = schema.sensitive_features[0].name
+    lines = []
+    for n in range(50):
+        labels = list(predicted[n * 4 : n * 4 + 4])
+        data = {"labels": labels, facet: [facet_of(i, label) for i, label in enumerate(labels)]}
+        lines.append(
+            json.dumps(
+                {
+                    "groundTruthData": {"data": json.dumps(data), "encoding": "JSON"},
+                    "eventMetadata": {"eventId": f"event-f.jsonl-{n}"},
+                    "eventVersion": "0",
+                }
+            )
+        )
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "truth" / "labels.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path, facet
+
+
+def is_positive(schema, label) -> bool:
+    if schema.is_classification:
+        return label in schema.label_values_or_threshold
+    return float(label) >= float(schema.label_values_or_threshold[0])
+
+
+def test_bias_drift_is_measured_when_ground_truth_carries_the_facet(tmp_path, baseline_dir, schema):
+    sensitive = schema.sensitive_features[0]
+    groups = [*sensitive.categories]
+    folder, facet = labelled_with_facets(tmp_path, schema, lambda i, _label: groups[i % len(groups)])
+    run_job(baseline_dir, folder / "out", folder / "capture", extra=("--ground-truth", str(folder / "truth")))
+    quality = read_json(folder / "out" / "summary.json")["quality"]
+    assert {"CI", "DPL", "DPPL", "DI", "AD"} <= set(quality["bias"][facet])
+    names = {m["name"] for m in read_json(folder / "out" / "metrics.json")["metrics"]}
+    assert f"model_bias_DPPL_{facet}" in names
+
+
+def test_predictions_that_never_favour_facet_d_are_a_bias_violation(tmp_path, baseline_dir, schema):
+    sensitive = schema.sensitive_features[0]
+    d_value = str(sensitive.facet_values_or_threshold[0])
+    a_value = next(c for c in sensitive.categories if c != d_value)
+    folder, _ = labelled_with_facets(
+        tmp_path, schema, lambda _i, label: a_value if is_positive(schema, label) else d_value
+    )
+    code = run_job(
+        baseline_dir,
+        folder / "out",
+        folder / "capture",
+        extra=("--ground-truth", str(folder / "truth"), "--quality-baseline", str(ROOT / "model/config/baseline.json")),
+    )
+    violations = read_json(folder / "out" / "constraint_violations.json")["violations"]
+    assert code == 2
+    assert any(v["constraint_check_type"] == "model_bias_check" and "DPPL" in v["description"] for v in violations)
+
+
+def test_without_the_facet_in_ground_truth_bias_is_reported_as_not_computed(labelled, baseline_dir, schema):
+    run_job(baseline_dir, labelled / "out", labelled / "capture", extra=("--ground-truth", str(labelled / "truth")))
+    quality = read_json(labelled / "out" / "summary.json")["quality"]
+    assert "bias" not in quality
+    assert (
+        quality["bias_status"].startswith("not_computed")
+        and schema.sensitive_features[0].name in quality["bias_status"]
+    )
