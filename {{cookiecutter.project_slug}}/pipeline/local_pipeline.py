@@ -194,6 +194,8 @@ def run(
                 folder=MONITORING_CODE,
             )
         metadata = model_artifact.read_metadata(opt_ml / "model")
+        # The global importance travels with the model (outside the hashed files: it describes, it does not score).
+        shutil.copyfile(importance, opt_ml / "model" / "importance.json")
         tar = model_artifact.package(opt_ml / "model", run_dir / "model.tar.gz")
         lineage = {
             "pipeline_run": run_id,

@@ -139,7 +139,7 @@ def test_registered_archive_holds_the_model_the_lineage_names(good_run, tmp_path
 def test_registered_archive_is_a_model_tar_gz_with_the_artifact_at_its_root(good_run):
     with tarfile.open(good_run.registry.path / "v0001" / "model.tar.gz", "r:gz") as archive:
         names = sorted(archive.getnames())
-    assert names == ["metadata.json", "model.onnx", "schema.json"]
+    assert names == ["importance.json", "metadata.json", "model.onnx", "schema.json"]
 
 
 @pytest.mark.slow

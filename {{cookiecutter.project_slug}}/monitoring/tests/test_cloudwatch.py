@@ -1,4 +1,4 @@
-"""Metrics reach CloudWatch through PutMetricData (checked against moto's server on 127.0.0.1)."""
+"""The job's AWS calls against moto's server on 127.0.0.1: captures read from S3, metrics put to CloudWatch."""
 
 from __future__ import annotations
 
@@ -102,3 +102,22 @@ def test_an_unreachable_cloudwatch_fails_fast_with_exit_1(tmp_path, schema, base
     assert code == 1
     assert time.monotonic() - started < 15
     assert os.path.exists(tmp_path / "out" / "metrics.json")
+
+
+def test_captures_are_read_from_an_s3_prefix_like_a_local_folder(
+    tmp_path, schema, baseline_dir, moto_server, aws_env, monkeypatch
+):
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    local = tmp_path / "capture"
+    write_captures(local, schema, traffic(schema, 300, seed=73, drift={"monthly_charges": 40.0}))
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    s3.create_bucket(Bucket="captures")
+    for path in local.rglob("*.jsonl"):
+        s3.upload_file(str(path), "captures", f"endpoint/AllTraffic/{path.relative_to(local).as_posix()}")
+    assert run_job(baseline_dir, tmp_path / "from_s3", "s3://captures/endpoint/AllTraffic") == 2
+    assert run_job(baseline_dir, tmp_path / "from_disk", local) == 2
+    from_s3 = read_json(tmp_path / "from_s3" / "constraint_violations.json")
+    assert from_s3 == read_json(tmp_path / "from_disk" / "constraint_violations.json")
+    assert read_json(tmp_path / "from_s3" / "summary.json")["records"] == 300
