@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -229,11 +230,12 @@ class Schema:
     def is_classification(self) -> bool:
         return self.problem_type != "regression"
 
+    @cached_property
+    def _by_name(self) -> dict[str, Feature]:
+        return {f.name: f for f in self.features}
+
     def feature(self, name: str) -> Feature:
-        for f in self.features:
-            if f.name == name:
-                return f
-        raise KeyError(name)
+        return self._by_name[name]
 
     # ----------------------------------------------------------- row decoding
     def columns_from_rows(self, rows: Sequence[Sequence]) -> dict[str, Sequence]:
