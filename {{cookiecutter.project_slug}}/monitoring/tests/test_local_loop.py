@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import csv
-import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, read_json, run_job
+from serving import Server, invoke
 
 CONFIG = ROOT / "model" / "config"
-START_TIMEOUT = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -53,45 +50,11 @@ def trained(tmp_path_factory) -> dict[str, Path]:
 
 def serve_and_send(model_dir: Path, capture: Path, bodies: list[bytes], log: Path) -> None:
     """serve.py with capture on, one POST per body, then SIGTERM; bounded in time and request count."""
-    env = {
-        **os.environ,
-        "DATA_CAPTURE_DIR": str(capture),
-        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("model/common", "model/inference")),
-    }
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "model/inference/serve.py"),
-                "serve",
-                "--model-dir",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--workers",
-                "1",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    server = Server(model_dir, log, workers=1, env={"DATA_CAPTURE_DIR": str(capture)})
     try:
-        deadline, port = time.monotonic() + START_TIMEOUT, None
-        while port is None and time.monotonic() < deadline:
-            lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
-            port = next((r["port"] for r in lines if r.get("event") == "serving"), None)
-            time.sleep(0.05)
-        assert port, log.read_text()
-        for body in bodies:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            connection.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv"})
-            assert connection.getresponse().status == 200
-            connection.close()
+        assert all(invoke(server.port, body)[0] == 200 for body in bodies)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=START_TIMEOUT)
+        assert server.stop() == 0
 
 
 def batches(rows: list[list[str]], size: int = 10) -> list[bytes]:
