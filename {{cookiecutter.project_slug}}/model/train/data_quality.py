@@ -8,7 +8,7 @@ import numpy as np
 
 from data_contract import Schema
 from dataset import Dataset
-from metrics import GateResult
+from metrics import GateResult, check_bound
 
 DATA_GATES = ("min_rows", "max_missing_fraction", "max_duplicate_fraction", "min_class_fraction")
 
@@ -48,42 +48,21 @@ def check(summary: Mapping, gates: Mapping[str, float]) -> list[GateResult]:
         raise ValueError(f"baseline.json data gate {sorted(unknown)[0]!r} is unknown: use {', '.join(DATA_GATES)}")
     results = []
     if "min_rows" in gates:
-        ok = summary["rows"] >= gates["min_rows"]
-        results.append(
-            GateResult("data", "rows", summary["rows"], f"min {gates['min_rows']}", "passed" if ok else "failed")
-        )
+        results.append(check_bound("data", "rows", summary["rows"], {"min": gates["min_rows"]}))
     if "max_missing_fraction" in gates:
-        limit = gates["max_missing_fraction"]
-        for name, fraction in summary["missing_fraction"].items():
-            results.append(
-                GateResult(
-                    "data",
-                    "missing_fraction",
-                    fraction,
-                    f"max {limit}",
-                    "passed" if fraction <= limit else "failed",
-                    facet=name,
-                )
-            )
+        bound = {"max": gates["max_missing_fraction"]}
+        results += [
+            check_bound("data", "missing_fraction", f, bound, name) for name, f in summary["missing_fraction"].items()
+        ]
     if "max_duplicate_fraction" in gates:
-        limit = gates["max_duplicate_fraction"]
-        fraction = summary["duplicate_fraction"]
         results.append(
-            GateResult(
-                "data", "duplicate_fraction", fraction, f"max {limit}", "passed" if fraction <= limit else "failed"
+            check_bound(
+                "data", "duplicate_fraction", summary["duplicate_fraction"], {"max": gates["max_duplicate_fraction"]}
             )
         )
     if "min_class_fraction" in gates and "class_fraction" in summary:
-        limit = gates["min_class_fraction"]
-        for label, fraction in summary["class_fraction"].items():
-            results.append(
-                GateResult(
-                    "data",
-                    "class_fraction",
-                    fraction,
-                    f"min {limit}",
-                    "passed" if fraction >= limit else "failed",
-                    facet=label,
-                )
-            )
+        bound = {"min": gates["min_class_fraction"]}
+        results += [
+            check_bound("data", "class_fraction", f, bound, label) for label, f in summary["class_fraction"].items()
+        ]
     return results

@@ -158,7 +158,7 @@ def load_baseline(path: str | Path) -> dict:
     return baseline
 
 
-def _check(
+def check_bound(
     group: str, metric: str, value: float | None, bounds: Mapping[str, float], facet: str | None = None
 ) -> GateResult:
     bound = ", ".join(f"{k} {v}" for k, v in bounds.items())
@@ -181,10 +181,10 @@ def check_gates(
         if metric not in quality:
             results.append(GateResult("quality", metric, None, "measured", "failed"))
             continue
-        results.append(_check("quality", metric, quality[metric], bounds))
+        results.append(check_bound("quality", metric, quality[metric], bounds))
     for facet, values in bias.items():
         for metric, bounds in baseline.get("bias", {}).items():
-            results.append(_check("bias", metric, values.get(metric), bounds, facet))
+            results.append(check_bound("bias", metric, values.get(metric), bounds, facet))
     return results
 
 
