@@ -11,6 +11,7 @@ import pytest
 from tests.baking import (
     GIT_IDENTITY,
     ROOT,
+    TEMPLATE_DIR_NAME,
     bake_cookiecutter,
     bake_copier,
     make_template_repo,
@@ -71,6 +72,58 @@ def e2e_venv() -> Path:
     venv = Path(override) if override else cache_root() / "e2e-venv-py3.11"
     venv.parent.mkdir(parents=True, exist_ok=True)
     return venv.resolve()
+
+
+def _tool_venv(name: str, override_env: str, requirements: Path) -> Path:
+    """A virtual environment in the cache dir holding one requirements file, created (or refreshed) on demand.
+
+    The stamp is the requirements file's hash, so a changed pin reinstalls and an unchanged one is a no-op.
+    """
+    import hashlib
+    import subprocess
+    import sys
+
+    override = os.environ.get(override_env)
+    venv = Path(override) if override else cache_root() / name
+    stamp = venv / f".installed-{hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]}"
+    if not stamp.exists():
+        if not (venv / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+                str(requirements),
+            ],
+            check=True,
+        )
+        for old in venv.glob(".installed-*"):
+            old.unlink()
+        stamp.touch()
+    return venv.resolve()
+
+
+@pytest.fixture(scope="session")
+def aws_venv() -> Path:
+    """The generated repository's AWS-side environment, from its requirements-aws.txt.
+
+    boto3, the SageMaker SDK v3, moto, cfn-lint and check-jsonschema. Override with SMT_AWS_VENV.
+    """
+    return _tool_venv("aws-venv-py3.11", "SMT_AWS_VENV", ROOT / TEMPLATE_DIR_NAME / "requirements-aws.txt")
+
+
+@pytest.fixture(scope="session")
+def checkov_bin() -> Path:
+    """checkov from its own environment (it pins an older boto3). Override the venv with SMT_CHECKOV_VENV."""
+    venv = _tool_venv(
+        "checkov-venv", "SMT_CHECKOV_VENV", ROOT / TEMPLATE_DIR_NAME / "requirements-checkov.txt"
+    )
+    return venv / "bin" / "checkov"
 
 
 __all__ = ["ROOT", "VARIANTS", "Baked"]

@@ -29,7 +29,11 @@ BAD_ANSWERS = [
         {"project_slug": "match"}, "project_slug", "'match'", "Python keyword", id="slug-soft-keyword"
     ),
     pytest.param(
-        {"project_slug": "churn_"}, "project_slug", "'churn_'", "for example 'churn'", id="slug-trailing-underscore"
+        {"project_slug": "churn_"},
+        "project_slug",
+        "'churn_'",
+        "for example 'churn'",
+        id="slug-trailing-underscore",
     ),
     pytest.param({"project_name": ""}, "project_name", "''", "is blank", id="name-empty"),
     pytest.param({"project_name": "   "}, "project_name", "'   '", "is blank", id="name-spaces"),
