@@ -1,0 +1,1 @@
+"""Release scripts: register, approve, deploy, promote, roll back and inspect the SageMaker endpoint."""

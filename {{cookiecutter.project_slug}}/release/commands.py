@@ -1,0 +1,331 @@
+"""The release commands: what each one checks, decides and changes. release.py only parses the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from release import registry, stack
+from release.aws import Clients, Settings, check_account
+from release.config import (
+    FAST_ROLLBACK,
+    ROOT,
+    EnvironmentConfig,
+    Project,
+    StackInputs,
+    data_capture_uri,
+    endpoint_stack_parameters,
+    load_environment,
+)
+from release.errors import ReleaseError
+from release.output import Output
+from release.template import MAX_TEMPLATE_BODY, check_parameters, load_template
+
+# A blue/green rollback on ml.m5 instances: about 4 minutes to start and health-check the new fleet, under a
+# minute of CloudFormation bookkeeping (see release/README.md).
+ROLLBACK_ESTIMATE = "about 4-5 minutes"
+ROLLED_BACK_FROM = "rolled-back-from"  # stack tag set by rollback, cleared by the next deploy
+
+
+@dataclass
+class Context:
+    project: Project
+    template: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    region: str = ""
+    dry_run: bool = False
+    timeout_seconds: float = 3 * 3600
+    out: Output = field(default_factory=Output)
+    _clients: dict[str, Clients] = field(default_factory=dict)
+
+    def clients(self, region: str = "") -> Clients:
+        region = self.region or region or self.project.region
+        if not region:
+            raise ReleaseError(
+                "no AWS region: neither --region, the environment file nor pyproject.toml gives one",
+                "set [tool.sagemaker-mlops] aws_region in pyproject.toml or pass --region",
+            )
+        if region not in self._clients:
+            self._clients[region] = Clients(region)
+        return self._clients[region]
+
+    def settings(self, clients: Clients) -> Settings:
+        return Settings(self.project, clients, self.overrides)
+
+
+# ---------------------------------------------------------------------------------------- register/approve
+def image_tag(explicit: str) -> str:
+    """The inference image tag: --image-tag, else the commit CI builds, else the local HEAD."""
+    for candidate in (
+        explicit,
+        os.environ.get("GITHUB_SHA", ""),
+        os.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION", ""),
+    ):
+        if candidate:
+            return candidate
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
+        )
+        return head.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        raise ReleaseError(
+            "cannot tell which inference image tag to register (no --image-tag, GITHUB_SHA or git repository)",
+            "pass --image-tag <commit> or --image <repository-uri>:<tag>",
+        ) from None
+
+
+def register(ctx: Context, model_data: str, metrics: str, image: str, tag: str, description: str) -> str | None:
+    clients = ctx.clients()
+    settings = ctx.settings(clients)
+    values = settings.get("model_package_group", "artifact_bucket")
+    if not image:
+        image = f"{settings.one('inference_image_uri')}:{image_tag(tag)}"
+    return registry.register(
+        clients,
+        ctx.out,
+        group=values["model_package_group"],
+        bucket=values["artifact_bucket"],
+        project=ctx.project.name,
+        model_data_url=model_data,
+        image=image,
+        metrics=metrics,
+        description=description or f"{ctx.project.name} model from {model_data}",
+        dry_run=ctx.dry_run,
+    )
+
+
+def approve(ctx: Context, ref: str, reject: bool, reason: str) -> None:
+    if reject and not reason:
+        raise ReleaseError("--reject needs --reason", 'say why, e.g. --reason "recall below the gate on segment X"')
+    clients = ctx.clients()
+    group = ctx.settings(clients).one("model_package_group")
+    package = registry.resolve(clients.sagemaker, group, ref)
+    registry.set_approval(clients, ctx.out, package, "Rejected" if reject else "Approved", reason, ctx.dry_run)
+
+
+# ------------------------------------------------------------------------------------------------- deploy
+def deploy(
+    ctx: Context,
+    environment: str,
+    package_ref: str = "",
+    shadow_ref: str = "",
+    overrides: dict[str, str] | None = None,
+    why: str = "deploy",
+    extra_tags: dict[str, str] | None = None,
+) -> str:
+    """Create or update the environment's endpoint stack; returns the final status or 'UNCHANGED'/'DRY-RUN'."""
+    env = load_environment(environment)
+    clients = ctx.clients(env.region)
+    check_account(clients, env.account_id, f"infra/config/{env.name}.json")
+    settings = ctx.settings(clients)
+    group = settings.one("model_package_group")
+    package = registry.resolve(clients.sagemaker, group, package_ref) if package_ref else None
+    package = package or registry.latest_approved(clients.sagemaker, group)
+    registry.require_approved(package)
+    shadow_arn = _shadow_package(clients, env, group, shadow_ref)
+    values = settings.get("execution_role_arn", "kms_key_arn", "artifact_bucket")
+    inputs = StackInputs(
+        model_package_arn=package.arn,
+        execution_role_arn=values["execution_role_arn"],
+        kms_key_arn=values["kms_key_arn"],
+        data_capture_s3_uri=data_capture_uri(values["artifact_bucket"], ctx.project, env.name),
+        shadow_model_package_arn=shadow_arn,
+    )
+    parameters = {**endpoint_stack_parameters(ctx.project, env, inputs), **(overrides or {})}
+    body, document = load_template(ctx.template)
+    check_parameters(parameters, document, _relative(ctx.template))
+    if len(body.encode()) > MAX_TEMPLATE_BODY:
+        raise ReleaseError(
+            f"{_relative(ctx.template)} is over CloudFormation's {MAX_TEMPLATE_BODY}-byte template body limit",
+            "shorten the template (descriptions, comments)",
+        )
+    stack_name = ctx.project.stack_name(env.name)
+    current = stack.read_stack(clients.cloudformation, stack_name)
+    stack.check_stack_ready(current, stack_name)
+    stack.check_endpoint_ready(stack.read_endpoint(clients.sagemaker, env.endpoint_name), env.endpoint_name, stack_name)
+    exists = current is not None and current["StackStatus"] != "REVIEW_IN_PROGRESS"
+    before = stack.parameters_of(current).get("ModelPackageArn", "")
+    ctx.out.say(
+        f"{why}: {env.name} endpoint {env.endpoint_name} (stack {stack_name}, {clients.region}): "
+        f"{_describe_arn(before) if exists else 'not deployed yet'} -> {_describe_arn(package.arn)}, "
+        f"strategy {parameters['DeploymentStrategy']}"
+    )
+    if exists and stack.is_unchanged(clients.cloudformation, current, body, parameters):
+        ctx.out.say(f"{stack_name} already runs {_describe_arn(package.arn)} with this configuration; nothing to do")
+        return "UNCHANGED"
+    if ctx.dry_run:
+        _show_plan(ctx.out, stack_name, exists, stack.parameters_of(current), parameters)
+        return "DRY-RUN"
+    status = stack.deploy(
+        clients.cloudformation,
+        ctx.out,
+        stack_name=stack_name,
+        exists=exists,
+        body=body,
+        parameters=parameters,
+        tags={"project": ctx.project.name, "environment": env.name, **(extra_tags or {})},
+        description=f"{why}: {package.arn}",
+        timeout_seconds=ctx.timeout_seconds,
+    )
+    if status != "UNCHANGED":
+        endpoint = stack.read_endpoint(clients.sagemaker, env.endpoint_name)
+        state = endpoint["EndpointStatus"] if endpoint else "not visible yet"
+        ctx.out.say(f"done: stack {stack_name} {status}; endpoint {env.endpoint_name} {state}")
+    return status
+
+
+def _shadow_package(clients: Clients, env: EnvironmentConfig, group: str, shadow_ref: str) -> str:
+    if not env.shadow_enabled:
+        if shadow_ref:
+            raise ReleaseError(
+                f"--shadow-package given but endpoint.shadow_variant.enabled is false in infra/config/{env.name}.json",
+                "set it to true to run a shadow variant, or drop --shadow-package",
+            )
+        return ""
+    if not shadow_ref:
+        raise ReleaseError(
+            f"endpoint.shadow_variant.enabled is true in infra/config/{env.name}.json but no shadow package is given",
+            "pass --shadow-package <arn|version> (the candidate to test on a copy of the traffic) or disable it",
+        )
+    return registry.resolve(clients.sagemaker, group, shadow_ref).arn
+
+
+def _show_plan(out: Output, stack_name: str, exists: bool, before: dict, after: dict) -> None:
+    changed = {k: v for k, v in after.items() if before.get(k) != v}
+    if exists:
+        out.say("[dry-run] parameters that change:")
+        out.table(["parameter", "now", "new"], [[k, before.get(k, ""), v] for k, v in sorted(changed.items())])
+    kind = "UPDATE" if exists else "CREATE"
+    out.call(
+        "cloudformation.create_change_set",
+        {
+            "StackName": stack_name,
+            "ChangeSetName": "release-<UTC time>",
+            "ChangeSetType": kind,
+            "TemplateBody": "<infra/lib/endpoint.yaml>",
+            "Parameters": after,
+            "Capabilities": stack.CAPABILITIES,
+        },
+    )
+    out.say("[dry-run] then: describe_change_set until CREATE_COMPLETE, print the changes, execute_change_set,")
+    out.say("[dry-run]       follow describe_stack_events until the stack settles. Nothing was changed.")
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _describe_arn(arn: str) -> str:
+    return f"model package version {registry.package_version(arn)}" if arn else "nothing"
+
+
+# ------------------------------------------------------------------------------------ promote / rollback
+def deployed_package(ctx: Context, environment: str) -> tuple[EnvironmentConfig, str, dict]:
+    """(config, the model package the environment's endpoint stack runs, the stack's tags)."""
+    env = load_environment(environment)
+    clients = ctx.clients(env.region)
+    stack_name = ctx.project.stack_name(env.name)
+    current = stack.read_stack(clients.cloudformation, stack_name)
+    if current is None or current["StackStatus"] == "REVIEW_IN_PROGRESS":
+        raise ReleaseError(
+            f"nothing is deployed in {env.name}: stack {stack_name} does not exist in {clients.region}",
+            f"deploy first: make deploy ENV={env.name}",
+        )
+    stack.check_stack_ready(current, stack_name)
+    arn = stack.parameters_of(current).get("ModelPackageArn", "")
+    if not arn:
+        raise ReleaseError(f"stack {stack_name} has no ModelPackageArn parameter", "redeploy it with release.py deploy")
+    return env, arn, {t["Key"]: t["Value"] for t in current.get("Tags", [])}
+
+
+def promote(ctx: Context, source: str, target: str) -> str:
+    if source == target:
+        raise ReleaseError(f"--from and --to are both {source}", "promote from staging to prod")
+    env, arn, _ = deployed_package(ctx, source)
+    clients = ctx.clients(env.region)
+    endpoint = stack.read_endpoint(clients.sagemaker, env.endpoint_name)
+    if endpoint is not None and endpoint["EndpointStatus"] != "InService":
+        raise ReleaseError(
+            f"{source} endpoint {env.endpoint_name} is {endpoint['EndpointStatus']}, not InService: "
+            "what it runs has not been proven",
+            f"let the {source} deployment finish and pass make test-endpoint ENV={source}, then promote",
+        )
+    ctx.out.say(f"promote: {source} runs {_describe_arn(arn)} ({arn}); deploying exactly that to {target}")
+    return deploy(ctx, target, package_ref=arn, why=f"promote {source} -> {target}")
+
+
+def rollback(ctx: Context, environment: str) -> str:
+    env, arn, tags = deployed_package(ctx, environment)
+    if ROLLED_BACK_FROM in tags:
+        ctx.out.say(
+            f"{env.name} already runs {_describe_arn(arn)} after a rollback from "
+            f"{_describe_arn(tags[ROLLED_BACK_FROM])}; "
+            "nothing to do. To go back further, deploy a version explicitly: release.py deploy --env "
+            f"{env.name} --package N"
+        )
+        return "UNCHANGED"
+    clients = ctx.clients(env.region)
+    group = ctx.settings(clients).one("model_package_group")
+    current = registry.Package(arn, registry.package_version(arn), "deployed", None)
+    previous = registry.previous_approved(clients.sagemaker, group, current)
+    ctx.out.say(
+        f"rollback of {env.name}: {env.endpoint_name} serves {_describe_arn(arn)}; it will serve "
+        f"{_describe_arn(previous.arn)}, the newest Approved package before it.\n"
+        f"how: a CloudFormation update of {ctx.project.stack_name(env.name)} with a blue/green ALL_AT_ONCE shift, "
+        f"no baking period and no termination wait (instead of {env.strategy} from infra/config/{env.name}.json; "
+        f"the next deploy restores it); the alarms still guard the switch. Expected duration: {ROLLBACK_ESTIMATE}."
+    )
+    return deploy(
+        ctx,
+        environment,
+        package_ref=previous.arn,
+        overrides=FAST_ROLLBACK,
+        why=f"rollback {env.name}",
+        extra_tags={ROLLED_BACK_FROM: arn},
+    )
+
+
+# ------------------------------------------------------------------------------------------------- status
+def status(ctx: Context, environments: list[str]) -> None:
+    rows = []
+    group = ""
+    clients = None
+    for name in environments:
+        try:
+            env = load_environment(name)
+            clients = ctx.clients(env.region)
+            stack_name = ctx.project.stack_name(name)
+            current = stack.read_stack(clients.cloudformation, stack_name)
+            endpoint = stack.read_endpoint(clients.sagemaker, env.endpoint_name)
+            params = stack.parameters_of(current)
+            rows.append(
+                [
+                    name,
+                    stack_name,
+                    current["StackStatus"] if current else "-",
+                    env.endpoint_name,
+                    endpoint["EndpointStatus"] if endpoint else "-",
+                    str(registry.package_version(params["ModelPackageArn"])) if params.get("ModelPackageArn") else "-",
+                    params.get("DeploymentStrategy", "-"),
+                ]
+            )
+        except (ReleaseError, ClientError, BotoCoreError) as exc:
+            rows.append([name, "", f"error: {str(exc).splitlines()[0]}", "", "", "", ""])
+    ctx.out.table(["env", "stack", "stack status", "endpoint", "endpoint status", "package", "strategy"], rows)
+    if clients is None:
+        return
+    group = ctx.settings(clients).one("model_package_group")
+    packages = registry.list_packages(clients.sagemaker, group)
+    ctx.out.say(f"\nmodel package group {group} (newest first):")
+    ctx.out.table(
+        ["version", "approval", "created"],
+        [[str(p.version), p.status, p.created.strftime("%Y-%m-%d %H:%M") if p.created else ""] for p in packages[:10]],
+    )

@@ -1,0 +1,274 @@
+"""Project and environment settings: pyproject.toml, infra/config/<env>.json, and the endpoint stack parameters.
+
+Every environment file is validated on load; each problem names the key, the value found and what is allowed,
+so a typo such as "BLUE" for the deployment strategy stops a release before any AWS call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from release.errors import ReleaseError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "infra" / "config"
+ENDPOINT_TEMPLATE = ROOT / "infra" / "lib" / "endpoint.yaml"
+ENVIRONMENTS = ("dev", "staging", "prod")
+STRATEGIES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+ACCOUNT_ID = re.compile(r"^(\d{12})?$")
+
+
+@dataclass(frozen=True)
+class Project:
+    """The project's name (PROJECT in resource names) and default region, from pyproject.toml."""
+
+    name: str
+    region: str
+
+    @property
+    def ssm_prefix(self) -> str:
+        return f"/{self.name}/"
+
+    def stack_name(self, environment: str) -> str:
+        return f"{self.name}-endpoint-{environment}"
+
+
+def load_project(root: Path = ROOT) -> Project:
+    path = root / "pyproject.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReleaseError(f"{path} is missing", "run the release scripts from the project's repository") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ReleaseError(f"{path} is not valid TOML: {exc}", "fix the file") from None
+    name = str(data.get("project", {}).get("name", "")).replace("_", "-")
+    region = str(data.get("tool", {}).get("sagemaker-mlops", {}).get("aws_region", ""))
+    if not name:
+        raise ReleaseError(f"{path}: [project] name is missing", "set the project name in pyproject.toml")
+    return Project(name=name, region=region)
+
+
+# ------------------------------------------------------------------------------------------- validation
+# key path -> (type, check, allowed); every key is required.
+def _int_range(low: int, high: int | None = None):
+    def check(value: int) -> bool:
+        return value >= low and (high is None or value <= high)
+
+    allowed = f"a whole number from {low} to {high}" if high is not None else f"a whole number >= {low}"
+    return int, check, allowed
+
+
+def _pattern(regex: re.Pattern, allowed: str):
+    return str, lambda value: bool(regex.match(value)), allowed
+
+
+def _one_of(*choices: str):
+    return str, lambda value: value in choices, "one of " + ", ".join(choices)
+
+
+_BOOL = (bool, lambda value: True, "true or false")
+_STRINGS = (list, lambda value: all(isinstance(v, str) and v for v in value), "a list of non-empty strings")
+
+FIELDS: dict[str, tuple] = {
+    "environment": _one_of(*ENVIRONMENTS),
+    "account_id": _pattern(ACCOUNT_ID, 'a 12-digit AWS account id, or "" for the current account'),
+    "region": _pattern(REGION, "an AWS region such as eu-west-1"),
+    "endpoint.name": _pattern(ENDPOINT_NAME, "letters, digits and hyphens, at most 63 characters"),
+    "endpoint.instance_type": _pattern(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
+    "endpoint.instance_count": _int_range(1),
+    "endpoint.autoscaling.min_capacity": _int_range(1),
+    "endpoint.autoscaling.max_capacity": _int_range(1),
+    "endpoint.autoscaling.target_invocations_per_instance": _int_range(1),
+    "endpoint.data_capture.enabled": _BOOL,
+    "endpoint.data_capture.sampling_percentage": _int_range(0, 100),
+    "endpoint.shadow_variant.enabled": _BOOL,
+    "endpoint.shadow_variant.instance_type": _pattern(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
+    "endpoint.shadow_variant.instance_count": _int_range(1),
+    "deployment.strategy": _one_of(*STRATEGIES),
+    "deployment.canary_size_percent": _int_range(1, 50),
+    "deployment.linear_step_percent": _int_range(1, 50),
+    "deployment.wait_interval_seconds": _int_range(0, 3600),
+    "deployment.termination_wait_seconds": _int_range(0, 3600),
+    "deployment.maximum_execution_timeout_seconds": _int_range(600, 28800),
+    "alarms.invocation_5xx_errors": _int_range(1),
+    "alarms.model_latency_p99_microseconds": _int_range(1),
+    "alarms.evaluation_periods": _int_range(1, 10),
+    "network.subnet_ids": _STRINGS,
+    "network.security_group_ids": _STRINGS,
+    "network.enable_network_isolation": _BOOL,
+}
+
+
+def _lookup(data: dict, dotted: str) -> tuple[bool, Any]:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _type_ok(value: Any, expected: type) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def validate_environment(data: Any, environment: str, source: str) -> list[str]:
+    """Every problem of one environment file, each naming the key, the value and what is allowed."""
+    if not isinstance(data, dict):
+        return [f"{source}: the file must hold a JSON object, found {type(data).__name__}"]
+    problems = []
+    type_names = {int: "a whole number", str: "a string", bool: "true or false", list: "a list"}
+    for key, (expected, check, allowed) in FIELDS.items():
+        present, value = _lookup(data, key)
+        if not present:
+            problems.append(f"{source}: {key} is missing: add it ({allowed})")
+        elif not _type_ok(value, expected):
+            problems.append(f"{source}: {key} = {json.dumps(value)} must be {type_names[expected]} ({allowed})")
+        elif not check(value):
+            problems.append(f"{source}: {key} = {json.dumps(value)} is not allowed: use {allowed}")
+    if not problems:
+        if data["environment"] != environment:
+            problems.append(
+                f"{source}: environment = {json.dumps(data['environment'])} but the file is for {environment!r}: "
+                f'set it to "{environment}"'
+            )
+        scaling = data["endpoint"]["autoscaling"]
+        if scaling["min_capacity"] > scaling["max_capacity"]:
+            problems.append(
+                f"{source}: endpoint.autoscaling.min_capacity = {scaling['min_capacity']} is above max_capacity = "
+                f"{scaling['max_capacity']}: make min_capacity <= max_capacity"
+            )
+        if data["network"]["security_group_ids"] and not data["network"]["subnet_ids"]:
+            problems.append(
+                f"{source}: network.security_group_ids is set but network.subnet_ids is empty: give both or neither"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    data: dict
+    path: Path
+
+    @property
+    def region(self) -> str:
+        return self.data["region"]
+
+    @property
+    def account_id(self) -> str:
+        return self.data["account_id"]
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.data["endpoint"]["name"]
+
+    @property
+    def strategy(self) -> str:
+        return self.data["deployment"]["strategy"]
+
+    @property
+    def shadow_enabled(self) -> bool:
+        return self.data["endpoint"]["shadow_variant"]["enabled"]
+
+    @property
+    def latency_p99_ms(self) -> float:
+        return self.data["alarms"]["model_latency_p99_microseconds"] / 1000
+
+
+def load_environment(environment: str, config_dir: Path | None = None) -> EnvironmentConfig:
+    if environment not in ENVIRONMENTS:
+        raise ReleaseError(
+            f"unknown environment {environment!r}", f"use one of {', '.join(ENVIRONMENTS)} (infra/config/<env>.json)"
+        )
+    path = (config_dir or CONFIG_DIR) / f"{environment}.json"
+    source = f"infra/config/{environment}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReleaseError(
+            f"{source} is missing", "create it from infra/config/staging.json and adjust the values"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ReleaseError(f"{source} is not valid JSON: {exc}", "fix the syntax at that line and column") from None
+    problems = validate_environment(data, environment, source)
+    if problems:
+        raise ReleaseError(
+            f"{source} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
+            f"edit {source} and run the command again",
+        )
+    return EnvironmentConfig(environment, data, path)
+
+
+# ------------------------------------------------------------------------------------- stack parameters
+@dataclass(frozen=True)
+class StackInputs:
+    """What the endpoint stack needs besides the environment file."""
+
+    model_package_arn: str
+    execution_role_arn: str
+    kms_key_arn: str
+    data_capture_s3_uri: str
+    shadow_model_package_arn: str = ""
+
+
+def data_capture_uri(bucket: str, project: Project, environment: str) -> str:
+    return f"s3://{bucket}/{project.name}/data-capture/{environment}"
+
+
+def endpoint_stack_parameters(project: Project, env: EnvironmentConfig, inputs: StackInputs) -> dict[str, str]:
+    """The endpoint stack's parameters (infra/lib/endpoint.yaml), every value a string as CloudFormation wants."""
+    endpoint, deployment, alarms, network = (env.data[k] for k in ("endpoint", "deployment", "alarms", "network"))
+    shadow = endpoint["shadow_variant"]
+    capture = endpoint["data_capture"]
+    scaling = endpoint["autoscaling"]
+    return {
+        "ProjectName": project.name,
+        "Environment": env.name,
+        "ModelPackageArn": inputs.model_package_arn,
+        "ShadowModelPackageArn": inputs.shadow_model_package_arn,
+        "EndpointName": endpoint["name"],
+        "ExecutionRoleArn": inputs.execution_role_arn,
+        "InstanceType": endpoint["instance_type"],
+        "InstanceCount": str(endpoint["instance_count"]),
+        "ShadowInstanceType": shadow["instance_type"],
+        "ShadowInstanceCount": str(shadow["instance_count"]),
+        "DeploymentStrategy": deployment["strategy"],
+        "CanarySizePercent": str(deployment["canary_size_percent"]),
+        "LinearStepPercent": str(deployment["linear_step_percent"]),
+        "WaitIntervalSeconds": str(deployment["wait_interval_seconds"]),
+        "TerminationWaitSeconds": str(deployment["termination_wait_seconds"]),
+        "MaximumExecutionTimeoutSeconds": str(deployment["maximum_execution_timeout_seconds"]),
+        "DataCaptureEnabled": _flag(capture["enabled"]),
+        "DataCaptureSamplingPercentage": str(capture["sampling_percentage"]),
+        "DataCaptureS3Uri": inputs.data_capture_s3_uri if capture["enabled"] else "",
+        "KmsKeyArn": inputs.kms_key_arn,
+        "AutoScalingMinCapacity": str(scaling["min_capacity"]),
+        "AutoScalingMaxCapacity": str(scaling["max_capacity"]),
+        "TargetInvocationsPerInstance": str(scaling["target_invocations_per_instance"]),
+        "Invocation5xxThreshold": str(alarms["invocation_5xx_errors"]),
+        "ModelLatencyP99Microseconds": str(alarms["model_latency_p99_microseconds"]),
+        "AlarmEvaluationPeriods": str(alarms["evaluation_periods"]),
+        "SubnetIds": ",".join(network["subnet_ids"]),
+        "SecurityGroupIds": ",".join(network["security_group_ids"]),
+        "EnableNetworkIsolation": _flag(network["enable_network_isolation"]),
+    }
+
+
+# Rollback favours speed over caution: every instance switches at once, no baking period, the old fleet goes
+# right away (the previous package already served this traffic, so the guard has little to watch).
+FAST_ROLLBACK = {"DeploymentStrategy": "ALL_AT_ONCE", "WaitIntervalSeconds": "0", "TerminationWaitSeconds": "0"}
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"

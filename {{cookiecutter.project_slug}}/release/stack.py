@@ -1,0 +1,230 @@
+"""The endpoint stack: its state, the endpoint's state, and a change-set deployment that reports as it goes.
+
+create_change_set -> wait -> describe (printed) -> execute -> wait, with every new stack event printed. An empty
+change set is a no-op; a deployment that ends rolled back says which model the endpoint is left serving.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+from release.errors import ReleaseError
+from release.output import Output
+
+POLL_SECONDS = 10.0
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+HEALTHY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+ENDPOINT_BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
+ENDPOINT_BROKEN = {"Failed", "UpdateRollbackFailed", "OutOfService"}
+
+
+def read_stack(cloudformation, name: str) -> dict | None:
+    try:
+        return cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    except ClientError as exc:
+        if "does not exist" in exc.response["Error"].get("Message", ""):
+            return None
+        raise
+
+
+def parameters_of(stack: dict | None) -> dict[str, str]:
+    if not stack:
+        return {}
+    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+
+
+def read_endpoint(sagemaker, name: str) -> dict | None:
+    try:
+        return sagemaker.describe_endpoint(EndpointName=name)
+    except ClientError as exc:
+        if "Could not find endpoint" in exc.response["Error"].get("Message", ""):
+            return None
+        raise
+
+
+def check_stack_ready(stack: dict | None, name: str) -> None:
+    """Refuse to start on a stack that is busy or broken, saying what to do."""
+    if stack is None:
+        return
+    status = stack["StackStatus"]
+    if status in HEALTHY or status == "REVIEW_IN_PROGRESS":
+        return
+    if status.endswith("_IN_PROGRESS"):
+        raise ReleaseError(
+            f"stack {name} is {status}: another deployment is running",
+            f"wait for it (aws cloudformation describe-stacks --stack-name {name}) and run the command again; "
+            f"to stop a running update: aws cloudformation cancel-update-stack --stack-name {name}",
+        )
+    if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
+        raise ReleaseError(
+            f"stack {name} is {status}: its creation failed and it holds no working endpoint",
+            f"delete it (aws cloudformation delete-stack --stack-name {name}), fix the cause shown by "
+            f"aws cloudformation describe-stack-events --stack-name {name}, then deploy again",
+        )
+    if status == "UPDATE_ROLLBACK_FAILED":
+        raise ReleaseError(
+            f"stack {name} is UPDATE_ROLLBACK_FAILED: a rollback could not finish, the endpoint's state is uncertain",
+            f"finish the rollback (aws cloudformation continue-update-rollback --stack-name {name}), then retry",
+        )
+    raise ReleaseError(
+        f"stack {name} is {status}", f"inspect aws cloudformation describe-stack-events --stack-name {name}"
+    )
+
+
+def check_endpoint_ready(endpoint: dict | None, name: str, stack_name: str) -> None:
+    if endpoint is None:
+        return
+    status = endpoint["EndpointStatus"]
+    reason = endpoint.get("FailureReason") or "no reason given"
+    if status in ENDPOINT_BROKEN:
+        raise ReleaseError(
+            f"endpoint {name} is {status} ({reason}); it cannot take an update",
+            f"read the reason above and the logs in CloudWatch (/aws/sagemaker/Endpoints/{name}); then delete the "
+            f"endpoint's stack (aws cloudformation delete-stack --stack-name {stack_name}) and deploy again",
+        )
+    if status in ENDPOINT_BUSY:
+        raise ReleaseError(
+            f"endpoint {name} is {status}: an update is in progress",
+            f"wait until it is InService (aws sagemaker wait endpoint-in-service --endpoint-name {name}) and run "
+            "the command again",
+        )
+
+
+def is_unchanged(cloudformation, stack: dict | None, body: str, parameters: dict[str, str]) -> bool:
+    """True when the stack already runs this template with these parameters (no change set needed)."""
+    if stack is None or stack["StackStatus"] not in HEALTHY or parameters_of(stack) != parameters:
+        return False
+    current = cloudformation.get_template(StackName=stack["StackName"], TemplateStage="Original")["TemplateBody"]
+    return isinstance(current, str) and current.strip() == body.strip()
+
+
+def change_set_name() -> str:
+    return "release-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def deploy(
+    cloudformation,
+    out: Output,
+    *,
+    stack_name: str,
+    exists: bool,
+    body: str,
+    parameters: dict[str, str],
+    tags: dict[str, str],
+    description: str,
+    timeout_seconds: float,
+) -> str:
+    """Run one change set to the end; returns the final stack status or raises ReleaseError saying what is left."""
+    name = change_set_name()
+    change_type = "UPDATE" if exists else "CREATE"
+    out.say(f"creating change set {name} ({change_type}) on stack {stack_name}")
+    cloudformation.create_change_set(
+        StackName=stack_name,
+        ChangeSetName=name,
+        ChangeSetType=change_type,
+        TemplateBody=body,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=CAPABILITIES,
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        Description=description[:1024],
+    )
+    change_set = _wait_for_change_set(cloudformation, stack_name, name, timeout_seconds)
+    if change_set["Status"] == "FAILED":
+        reason = change_set.get("StatusReason", "")
+        cloudformation.delete_change_set(StackName=stack_name, ChangeSetName=name)
+        if any(marker in reason for marker in NO_CHANGES):
+            out.say("the change set is empty: the stack already matches; nothing to do")
+            return "UNCHANGED"
+        left = "the stack was not changed"
+        if change_type == "CREATE":
+            cloudformation.delete_stack(StackName=stack_name)  # an empty REVIEW_IN_PROGRESS shell
+            left = "the empty stack shell was deleted"
+        raise ReleaseError(
+            f"CloudFormation rejected the change set: {reason}; {left}",
+            "fix the template or the parameters named in the reason and deploy again",
+        )
+    out.say("changes:")
+    for change in change_set.get("Changes", []):
+        rc = change.get("ResourceChange", {})
+        replacement = f" (replacement: {rc['Replacement']})" if rc.get("Replacement") else ""
+        out.say(
+            f"  {rc.get('Action', '?'):8} {rc.get('LogicalResourceId', '?')} [{rc.get('ResourceType', '?')}]"
+            f"{replacement}"
+        )
+    known = {e["EventId"] for e in cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"]}
+    cloudformation.execute_change_set(StackName=stack_name, ChangeSetName=name)
+    out.say(f"executing change set {name}; following the stack events (Ctrl-C stops watching, not the deployment)")
+    return wait_for_stack(cloudformation, out, stack_name, known, timeout_seconds)
+
+
+def _wait_for_change_set(cloudformation, stack_name: str, name: str, timeout_seconds: float) -> dict:
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        change_set = cloudformation.describe_change_set(StackName=stack_name, ChangeSetName=name)
+        if change_set["Status"] in ("CREATE_COMPLETE", "FAILED"):
+            return change_set
+        if time.monotonic() > deadline:
+            raise ReleaseError(
+                f"change set {name} is still {change_set['Status']} after {timeout_seconds:.0f} s; "
+                "nothing was executed",
+                f"inspect it: aws cloudformation describe-change-set --stack-name {stack_name} "
+                f"--change-set-name {name}",
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def wait_for_stack(cloudformation, out: Output, stack_name: str, known: set[str], timeout_seconds: float) -> str:
+    """Print new events until the stack settles; raise ReleaseError unless it settled on the new version."""
+    deadline = time.monotonic() + timeout_seconds
+    seen = set(known)
+    first_failure = ""
+    while True:
+        events = cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"]
+        for event in reversed(events):
+            if event["EventId"] in seen:
+                continue
+            seen.add(event["EventId"])
+            reason = event.get("ResourceStatusReason", "")
+            if event["ResourceStatus"].endswith("_FAILED") and reason and not first_failure:
+                first_failure = f"{event['LogicalResourceId']}: {reason}"
+            stamp = event["Timestamp"].strftime("%H:%M:%S")
+            out.say(
+                f"  {stamp} {event['LogicalResourceId']:28} {event['ResourceStatus']}"
+                + (f" - {reason}" if reason else "")
+            )
+        status = read_stack(cloudformation, stack_name)["StackStatus"]
+        if not status.endswith("_IN_PROGRESS"):
+            return _settled(status, stack_name, first_failure)
+        if time.monotonic() > deadline:
+            raise ReleaseError(
+                f"stack {stack_name} is still {status} after {timeout_seconds:.0f} s; the deployment goes on",
+                "follow it with release.py status --env ENV or the CloudFormation console",
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def _settled(status: str, stack_name: str, cause: str) -> str:
+    cause = cause or "see aws cloudformation describe-stack-events"
+    if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        return status
+    if status == "UPDATE_ROLLBACK_COMPLETE":
+        raise ReleaseError(
+            f"the update of {stack_name} failed and CloudFormation rolled it back ({cause}); the endpoint is "
+            "InService with the model package it served before this deployment",
+            "fix the cause and deploy again; release.py status shows what runs",
+        )
+    if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
+        raise ReleaseError(
+            f"the creation of {stack_name} failed ({cause}); the stack is {status} and no endpoint serves traffic",
+            f"delete the stack (aws cloudformation delete-stack --stack-name {stack_name}), fix the cause, "
+            "deploy again",
+        )
+    raise ReleaseError(
+        f"stack {stack_name} ended {status} ({cause}); the endpoint's state is uncertain",
+        f"finish or undo the update (aws cloudformation continue-update-rollback --stack-name {stack_name}) "
+        "and check release.py status",
+    )

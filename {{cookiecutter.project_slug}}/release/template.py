@@ -1,0 +1,88 @@
+"""The endpoint stack's template: read it, and check parameter values against its declarations before AWS does.
+
+CloudFormation reports a bad parameter only after a change set was requested; checking AllowedValues,
+AllowedPattern and the numeric bounds here names the parameter and the config key behind it up front.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from release.errors import ReleaseError
+
+MAX_TEMPLATE_BODY = 51_200  # CloudFormation's limit for TemplateBody; larger templates go through S3
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !Sub, ...), kept as {"Fn::X": value}."""
+
+
+def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _short_tag)
+
+
+def load_template(path: Path) -> tuple[str, dict]:
+    """(the template text, the parsed document)."""
+    try:
+        body = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReleaseError(
+            f"the endpoint stack template {path} is missing", "restore infra/lib/endpoint.yaml from the repository"
+        ) from None
+    try:
+        document = yaml.load(body, Loader=_CloudFormationLoader)
+    except yaml.YAMLError as exc:
+        raise ReleaseError(f"{path} is not valid YAML: {exc}", "fix the template (make lint-infra checks it)") from None
+    if not isinstance(document, dict) or not isinstance(document.get("Parameters"), dict):
+        raise ReleaseError(f"{path} declares no Parameters", "restore infra/lib/endpoint.yaml from the repository")
+    return body, document
+
+
+def check_parameters(parameters: dict[str, str], document: dict, source: str) -> None:
+    """Raise one ReleaseError listing every parameter the template would reject."""
+    declared = document["Parameters"]
+    problems = []
+    for name in sorted(set(parameters) - set(declared)):
+        problems.append(f"{name}: passed by release/config.py but not declared in {source}")
+    for name, spec in declared.items():
+        if name not in parameters:
+            if "Default" not in spec:
+                problems.append(f"{name}: required by {source} but not produced by release/config.py")
+            continue
+        problems.extend(_value_problems(name, parameters[name], spec))
+    if problems:
+        raise ReleaseError(
+            "the endpoint stack would reject these parameters:\n  - " + "\n  - ".join(problems),
+            "fix the environment file or the setting named above (flags or SSM parameters)",
+        )
+
+
+def _value_problems(name: str, value: str, spec: dict) -> list[str]:
+    shown = repr(value)
+    if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+        return [f"{name} = {shown}: allowed values are {', '.join(map(str, spec['AllowedValues']))}"]
+    if "AllowedPattern" in spec and spec.get("Type") == "String" and not re.fullmatch(spec["AllowedPattern"], value):
+        return [f"{name} = {shown} does not match {spec['AllowedPattern']}"]
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return [f"{name} = {shown} is not a number"]
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            return [f"{name} = {shown} is below the minimum {spec['MinValue']}"]
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            return [f"{name} = {shown} is above the maximum {spec['MaxValue']}"]
+    return []

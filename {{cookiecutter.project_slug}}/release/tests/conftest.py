@@ -1,0 +1,224 @@
+"""moto's server on 127.0.0.1, the toolchain it stands in for, and a record of every AWS call the release code makes.
+
+The record counts only calls made from release/*.py (not from the tests' own setup), so test_zz_call_coverage can
+prove that every client method the release code calls is exercised here, against moto or a botocore Stubber.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.config import Config
+
+from release import stack
+from release.config import ENDPOINT_TEMPLATE, ROOT, load_project
+from release.template import load_template
+
+RELEASE_DIR = ROOT / "release"
+TESTS_DIR = RELEASE_DIR / "tests"
+REGION = load_project().region or "us-east-1"
+ACCOUNT = "123456789012"  # moto's account
+CALLS: set[tuple[str, str]] = set()  # (service name, operation name) called from release code
+CONTRACT_PARAMETERS = [
+    "ProjectName",
+    "Environment",
+    "ModelPackageArn",
+    "ShadowModelPackageArn",
+    "EndpointName",
+    "ExecutionRoleArn",
+    "InstanceType",
+    "InstanceCount",
+    "ShadowInstanceType",
+    "ShadowInstanceCount",
+    "DeploymentStrategy",
+    "CanarySizePercent",
+    "LinearStepPercent",
+    "WaitIntervalSeconds",
+    "TerminationWaitSeconds",
+    "MaximumExecutionTimeoutSeconds",
+    "DataCaptureEnabled",
+    "DataCaptureSamplingPercentage",
+    "DataCaptureS3Uri",
+    "KmsKeyArn",
+    "AutoScalingMinCapacity",
+    "AutoScalingMaxCapacity",
+    "TargetInvocationsPerInstance",
+    "Invocation5xxThreshold",
+    "ModelLatencyP99Microseconds",
+    "AlarmEvaluationPeriods",
+    "SubnetIds",
+    "SecurityGroupIds",
+    "EnableNetworkIsolation",
+]
+
+
+def _called_from_release_code() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        if path.parent == RELEASE_DIR:
+            return True
+        frame = frame.f_back
+    return False
+
+
+_original_make_api_call = BaseClient._make_api_call
+
+
+def _recording_make_api_call(self, operation_name, api_params):
+    if _called_from_release_code():
+        CALLS.add((self.meta.service_model.service_name, operation_name))
+    return _original_make_api_call(self, operation_name, api_params)
+
+
+BaseClient._make_api_call = _recording_make_api_call
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    saved = dict(os.environ)
+    os.environ.update(
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_MAX_ATTEMPTS="1",
+    )
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    yield url
+    os.environ.clear()
+    os.environ.update(saved)
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_url, monkeypatch):
+    """A fresh moto state for each test; polling without sleeps."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()
+    monkeypatch.setattr(stack, "POLL_SECONDS", 0.0)
+    return moto_url
+
+
+def client(service: str):
+    return boto3.client(service, region_name=REGION, config=Config(retries={"max_attempts": 1}))
+
+
+@pytest.fixture
+def project():
+    return load_project()
+
+
+@pytest.fixture
+def toolchain(aws, project):
+    """What the toolchain stack provides: the SSM parameters, the artifact bucket and the model package group."""
+    bucket = f"{project.name}-artifacts"
+    group = f"{project.name}-models"
+    values = {
+        "artifact-bucket": bucket,
+        "kms-key-arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "model-package-group": group,
+        "sagemaker-execution-role-arn": f"arn:aws:iam::{ACCOUNT}:role/{project.name}-sagemaker",
+        "inference-image-uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{project.name}-inference",
+    }
+    ssm = client("ssm")
+    for name, value in values.items():
+        ssm.put_parameter(Name=f"/{project.name}/{name}", Value=value, Type="String")
+    location = {} if REGION == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": REGION}}
+    client("s3").create_bucket(Bucket=bucket, **location)
+    client("sagemaker").create_model_package_group(ModelPackageGroupName=group)
+    return values
+
+
+def add_package(toolchain, n: int, status: str = "Approved") -> str:
+    """A model package as the pipeline registers it; returns its ARN."""
+    bucket = toolchain["artifact-bucket"]
+    key = f"models/run-{n}/model.tar.gz"
+    client("s3").put_object(Bucket=bucket, Key=key, Body=f"model {n}".encode())
+    arn = client("sagemaker").create_model_package(
+        ModelPackageGroupName=toolchain["model-package-group"],
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [
+                {"Image": f"{toolchain['inference-image-uri']}:c{n}", "ModelDataUrl": f"s3://{bucket}/{key}"}
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+    return arn
+
+
+@pytest.fixture(scope="session")
+def moto_template(tmp_path_factory) -> Path:
+    """The endpoint stack's parameters (from infra/lib/endpoint.yaml) over resources moto's CloudFormation can run.
+
+    moto cannot run the real template (it needs PrimaryContainer on AWS::SageMaker::Model and has no Rules), so
+    deployments on moto use the real parameter declarations with a minimal SageMaker model, configuration and
+    endpoint. The real template itself is checked by cfn-lint and by test_config's parameter contract.
+    """
+    if ENDPOINT_TEMPLATE.is_file():
+        parameters = copy.deepcopy(load_template(ENDPOINT_TEMPLATE)[1]["Parameters"])
+    else:
+        parameters = {name: {"Type": "String", "Default": ""} for name in CONTRACT_PARAMETERS}
+    for spec in parameters.values():
+        spec.pop("AllowedPattern", None)
+        if spec["Type"] == "CommaDelimitedList":  # moto reports these back as "['a', 'b']" instead of "a,b"
+            spec["Type"] = "String"
+    document = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": parameters,
+        "Resources": {
+            "Model": {
+                "Type": "AWS::SageMaker::Model",
+                "Properties": {
+                    "ExecutionRoleArn": {"Ref": "ExecutionRoleArn"},
+                    "PrimaryContainer": {"ModelPackageName": {"Ref": "ModelPackageArn"}},
+                },
+            },
+            "EndpointConfig": {
+                "Type": "AWS::SageMaker::EndpointConfig",
+                "Properties": {
+                    "ProductionVariants": [
+                        {
+                            "VariantName": "AllTraffic",
+                            "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]},
+                            "InstanceType": {"Ref": "InstanceType"},
+                            "InitialInstanceCount": 1,
+                            "InitialVariantWeight": 1,
+                        }
+                    ]
+                },
+            },
+            "Endpoint": {
+                "Type": "AWS::SageMaker::Endpoint",
+                "Properties": {"EndpointConfigName": {"Fn::GetAtt": ["EndpointConfig", "EndpointConfigName"]}},
+            },
+        },
+        "Outputs": {"ModelPackageArn": {"Value": {"Ref": "ModelPackageArn"}}},
+    }
+    path = tmp_path_factory.mktemp("template") / "endpoint.json"
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return path
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the call-coverage check last, after every other release test."""
+    items.sort(key=lambda item: item.fspath.basename == "test_zz_call_coverage.py")
+    config.release_test_files = {Path(str(item.fspath)).name for item in items}
