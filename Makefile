@@ -9,11 +9,15 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements-dev.txt | cut -c1-16)
 DEMO_DIR ?= build/demo
 DEMO_VENV ?= $(CURDIR)/.cache/demo-venv
 ANSWERS ?=
+REPOS ?=
+REPOS_FILE ?=
+TO ?=
+TEST_CMD ?=
 
-.PHONY: help setup test lint generate copier-yml golden clean
+.PHONY: help setup test lint generate copier-yml golden fleet-update clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create the template's development environment (no-op when up to date)
 
@@ -25,9 +29,9 @@ $(STAMP): requirements-dev.txt
 test: setup ## run every test: bake matrix, parity, bad answers, updates, generated projects' suites
 	"$(BIN)/python" -m pytest
 
-lint: setup ## ruff on the template's own code; copier.yml must match cookiecutter.json
-	"$(BIN)/ruff" check hooks scripts tests
-	"$(BIN)/ruff" format --check hooks scripts tests
+lint: setup ## ruff on the template's own code (hooks, scripts, tests, fleet, catalog); copier.yml must match cookiecutter.json
+	"$(BIN)/ruff" check hooks scripts tests fleet catalog
+	"$(BIN)/ruff" format --check hooks scripts tests fleet catalog
 	"$(BIN)/python" scripts/generate_copier_yml.py --check
 
 generate: setup ## bake a demo repository into build/demo and run its main job; ANSWERS="problem_type=regression ..."
@@ -40,6 +44,9 @@ copier-yml: setup ## regenerate copier.yml from cookiecutter.json (REFRESH=1 als
 
 golden: setup ## regenerate tests/golden/ file listings after adding or removing template files
 	"$(BIN)/python" -m tests.golden --update
+
+fleet-update: setup ## take a template release to generated repositories: REPOS="path-or-git-url ..." [TO=v1.2.0] [TEST_CMD="make test"] [REPOS_FILE=file]
+	"$(BIN)/python" -m fleet update $(if $(TO),--to "$(TO)") $(if $(TEST_CMD),--test-cmd "$(TEST_CMD)") $(if $(REPOS_FILE),--repos-file "$(REPOS_FILE)") $(REPOS)
 
 clean: ## remove build outputs and caches (keeps .venv)
 	rm -rf build .pytest_cache .ruff_cache

@@ -4,6 +4,8 @@ cookiecutter.json holds the questions, their prompts (``__prompts__``), the vali
 (``_validators``: Jinja expressions shared by the cookiecutter pre-gen hook and copier's validators),
 the prune table (``_prune``: shared by the post-gen hook and copier's ``_exclude``) and two embedded
 lists (``_aws_regions``, ``_python_keywords``) that this script refreshes from botocore and ``keyword``.
+It also holds the update settings: ``_min_copier_version``, ``_skip_if_exists`` (files the team owns once
+generated) and ``_migrations`` (breaking changes such as a moved file, run by ``hooks/migrate.py``).
 
 Usage:
     python scripts/generate_copier_yml.py                 # rewrite copier.yml
@@ -31,6 +33,9 @@ ANSWERS_FILE = ".copier-answers.yml"
 TEMPLATE_DIR = "{{cookiecutter.project_slug}}"
 # Partitions whose SageMaker regions a generated repository may target.
 AWS_PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+# copier runs migrations from the new template's checkout: {{ _copier_conf.src_path }} is its local path.
+MIGRATE_SCRIPT = "{{ _copier_conf.src_path }}/hooks/migrate.py"
+MIGRATION_STAGES = ("before", "after")
 # Generated projects may target Python 3.12, where ``type`` became a soft keyword; list it on every Python.
 EXTRA_SOFT_KEYWORDS = ("type",)
 HEADER = (
@@ -175,15 +180,43 @@ def exclude_patterns(config: dict[str, Any]) -> list[str]:
     ]
 
 
+def migration(entry: dict[str, Any]) -> dict[str, Any]:
+    """One ``_migrations`` entry of cookiecutter.json as copier's (new-style) migration.
+
+    ``{"version": "v1.2.0", "move": ["old/path", "new/path"]}`` merges the team's old file into the moved one
+    (``hooks/migrate.py move``); ``{"version": ..., "script": "hooks/migrations/x.py", "stage": "before"}``
+    runs a template-side script with copier's Python. copier runs an entry when an update crosses its version.
+    """
+    unknown = set(entry) - {"version", "move", "script", "stage", "description"}
+    if unknown or "version" not in entry or ("move" in entry) == ("script" in entry):
+        raise ValueError(
+            f"_migrations entry {entry!r}: give a 'version' and exactly one of 'move': [old, new] or 'script'"
+        )
+    stage = entry.get("stage", "after")
+    if stage not in MIGRATION_STAGES:
+        raise ValueError(f"_migrations entry {entry!r}: 'stage' must be one of {', '.join(MIGRATION_STAGES)}")
+    if "move" in entry:
+        old, new = entry["move"]
+        command = ["{{ _copier_python }}", MIGRATE_SCRIPT, "move", old, new]
+    else:
+        command = ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/" + entry["script"].lstrip("/")]
+    return {"version": entry["version"], "when": f"{{{{ _stage == '{stage}' }}}}", "command": command}
+
+
 def build(config: dict[str, Any]) -> dict[str, Any]:
     document: dict[str, Any] = {
-        # 9.8 is the first copier that validates defaults under --defaults (a derived project_slug, for one).
-        "_min_copier_version": "9.8.0",
+        # The oldest copier whose update behaviour (_skip_if_exists, migrations, inline conflicts) the
+        # template's update tests verify.
+        "_min_copier_version": config.get("_min_copier_version", "9.8.0"),
         "_subdirectory": f"{{% raw %}}{TEMPLATE_DIR}{{% endraw %}}",
         "_templates_suffix": "",
         "_answers_file": ANSWERS_FILE,
         "_exclude": exclude_patterns(config),
     }
+    if config.get("_skip_if_exists"):
+        document["_skip_if_exists"] = list(config["_skip_if_exists"])
+    if config.get("_migrations"):
+        document["_migrations"] = [migration(entry) for entry in config["_migrations"]]
     for name, value in questions(config).items():
         document[name] = copier_question(config, name, value)
     document["cookiecutter"] = {

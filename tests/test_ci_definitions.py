@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.baking import bake_cookiecutter, variant_id
+from tests.baking import variant_id
 from tests.conftest import VARIANTS, cache_root
 
 IDS = [variant_id(answers) for answers in VARIANTS]
@@ -34,19 +34,14 @@ ACTIONLINT_KNOWN_GAPS = ('undefined variable "vars"',)
 
 
 class Bakes:
-    """Each variant baked on first use; check results cached by content hash."""
+    """The session's cookiecutter bake of each variant; check results cached by content hash."""
 
-    def __init__(self, template: Path, out: Path) -> None:
-        self.template = template
-        self.out = out
-        self.projects: dict[str, Path] = {}
+    def __init__(self, baked: dict) -> None:
+        self.baked = baked
         self.checks: dict[str, subprocess.CompletedProcess] = {}
 
     def project(self, answers: dict) -> Path:
-        name = variant_id(answers)
-        if name not in self.projects:
-            self.projects[name] = bake_cookiecutter(self.template, answers, self.out / name)
-        return self.projects[name]
+        return self.baked[variant_id(answers)].cookiecutter
 
     def check(self, project: Path, python: Path) -> subprocess.CompletedProcess:
         key = content_hash(project)
@@ -54,6 +49,7 @@ class Bakes:
             self.checks[key] = subprocess.run(
                 [str(python), "pipeline/check_ci.py"],
                 cwd=project,
+                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
                 capture_output=True,
                 text=True,
                 timeout=300,
@@ -78,23 +74,24 @@ def content_hash(project: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def bakes(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Bakes:
-    return Bakes(template_repo, tmp_path_factory.mktemp("ci-bakes"))
+def ci_bakes(bakes: dict) -> Bakes:
+    """Read-only use of the session's bakes (tests/conftest.py): check_ci.py writes nothing into the tree."""
+    return Bakes(bakes)
 
 
 @pytest.mark.parametrize("answers", VARIANTS, ids=IDS)
-def test_check_ci_accepts_the_buildspecs_and_workflows(bakes: Bakes, aws_venv: Path, answers: dict) -> None:
-    project = bakes.project(answers)
-    result = bakes.check(project, aws_venv / "bin" / "python")
+def test_check_ci_accepts_the_buildspecs_and_workflows(ci_bakes: Bakes, aws_venv: Path, answers: dict):
+    project = ci_bakes.project(answers)
+    result = ci_bakes.check(project, aws_venv / "bin" / "python")
     assert result.returncode == 0, f"check_ci.py on {variant_id(answers)}:\n{result.stdout}{result.stderr}"
     assert "7 buildspecs" in result.stdout
 
 
 @pytest.mark.parametrize("answers", VARIANTS, ids=IDS)
 def test_every_stage_has_a_buildspec_and_workflows_exist_only_with_github_actions(
-    bakes: Bakes, answers: dict
+    ci_bakes: Bakes, answers: dict
 ) -> None:
-    project = bakes.project(answers)
+    project = ci_bakes.project(answers)
     for stage in STAGES:
         assert (project / "pipeline" / "buildspec" / f"{stage}.yml").is_file(), stage
     if answers["ci_provider"] == "github-actions":
@@ -105,16 +102,16 @@ def test_every_stage_has_a_buildspec_and_workflows_exist_only_with_github_action
 
 
 @pytest.mark.parametrize("answers", VARIANTS, ids=IDS)
-def test_buildspecs_follow_the_monitoring_answer(bakes: Bakes, answers: dict) -> None:
-    build = (bakes.project(answers) / "pipeline" / "buildspec" / "build.yml").read_text(encoding="utf-8")
+def test_buildspecs_follow_the_monitoring_answer(ci_bakes: Bakes, answers: dict) -> None:
+    build = (ci_bakes.project(answers) / "pipeline" / "buildspec" / "build.yml").read_text(encoding="utf-8")
     assert ("MONITORING_IMAGE_URI: /" in build) == answers["include_monitoring"]
 
 
-def test_workflow_deploys_production_only_in_the_protected_environment(bakes: Bakes) -> None:
+def test_workflow_deploys_production_only_in_the_protected_environment(ci_bakes: Bakes) -> None:
     import yaml
 
     answers = next(item for item in VARIANTS if item["ci_provider"] == "github-actions")
-    workflows = bakes.project(answers) / ".github" / "workflows"
+    workflows = ci_bakes.project(answers) / ".github" / "workflows"
     deploy = yaml.safe_load((workflows / "deploy.yml").read_text(encoding="utf-8"))
     jobs = deploy["jobs"]
     assert jobs["deploy-prod"]["environment"] == "production"
@@ -184,8 +181,8 @@ def actionlint() -> list[str]:
 @pytest.mark.parametrize(
     "answers", [item for item in VARIANTS if item["ci_provider"] == "github-actions"], ids=variant_id
 )
-def test_actionlint_accepts_the_workflows(bakes: Bakes, actionlint: list[str], answers: dict) -> None:
-    workflows = sorted((bakes.project(answers) / ".github" / "workflows").glob("*.yml"))
+def test_actionlint_accepts_the_workflows(ci_bakes: Bakes, actionlint: list[str], answers: dict) -> None:
+    workflows = sorted((ci_bakes.project(answers) / ".github" / "workflows").glob("*.yml"))
     result = subprocess.run(
         [*actionlint, *map(str, workflows)], capture_output=True, text=True, timeout=300, check=False
     )

@@ -4,6 +4,9 @@
         --output-dir build/monitoring [--ground-truth <folder | s3://prefix>] [--cloudwatch-namespace NS]
     python monitoring/drift_job.py merge --baseline-dir ... --input <folders of shard outputs> --output-dir ...
 
+On a schedule, --last-hours N narrows each capture location (endpoint or variant prefix) to the hour folders
+(yyyy/mm/dd/hh) of the N complete hours before the current one, so a run reads only what arrived since the last.
+
 Each run writes state.json (the mergeable profile). With N SageMaker Processing instances (ShardedByS3Key)
 every instance runs the first form on its shard, then one `merge` over their output folders produces the
 same result as one pass over all the data.
@@ -18,10 +21,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -163,6 +167,58 @@ def finish(state: JobState, args: argparse.Namespace, quality_gates: dict | None
     return EXIT_VIOLATIONS if violations else EXIT_OK
 
 
+YEAR_FOLDER = re.compile(r"^[0-9]{4}$")
+MAX_SEARCH_DEPTH = 3  # endpoint prefix -> variant folder -> yyyy
+
+
+def recent_hour_folders(locations: list[str], hours: int, now: datetime | None = None) -> list[str]:
+    """The capture hour folders (<variant>/yyyy/mm/dd/hh/) of the `hours` complete hours before `now` (UTC).
+
+    A location is a data-capture prefix of an endpoint (variant folders below it) or of one variant, on S3 or
+    on disk. The current hour is left out: SageMaker still writes it. Only local folders that exist are
+    returned; S3 prefixes are returned as candidates (an empty prefix lists no object).
+    """
+    if hours < 1:
+        raise ValueError(f"--last-hours {hours}: give a whole number of hours, 1 or more")
+    current = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    stamps = [(current - timedelta(hours=back)).strftime("%Y/%m/%d/%H") for back in range(hours, 0, -1)]
+    found: list[str] = []
+    for location in locations:
+        for variant in _variant_prefixes(location.rstrip("/") + "/", MAX_SEARCH_DEPTH):
+            if variant.startswith("s3://"):
+                found += [f"{variant}{stamp}/" for stamp in stamps]
+            else:
+                found += [f"{variant}{stamp}" for stamp in stamps if Path(variant, stamp).is_dir()]
+    return found
+
+
+def _variant_prefixes(prefix: str, depth: int) -> list[str]:
+    """Prefixes (ending in /) whose children are year folders, searched at most `depth` levels down."""
+    children = _child_folders(prefix)
+    if any(YEAR_FOLDER.match(name) for name in children):
+        return [prefix]
+    if depth <= 1:
+        return []
+    return [found for name in children for found in _variant_prefixes(f"{prefix}{name}/", depth - 1)]
+
+
+def _child_folders(prefix: str) -> list[str]:
+    if prefix.startswith("s3://"):
+        from capture import _s3_client, _split_s3
+
+        bucket, key = _split_s3(prefix)
+        paginator = _s3_client().get_paginator("list_objects_v2")
+        return sorted(
+            common["Prefix"][len(key) :].rstrip("/")
+            for page in paginator.paginate(Bucket=bucket, Prefix=key, Delimiter="/")
+            for common in page.get("CommonPrefixes", [])
+        )
+    path = Path(prefix)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--input {prefix}: no such folder")
+    return sorted(child.name for child in path.iterdir() if child.is_dir())
+
+
 def _count_by(items) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
@@ -216,6 +272,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--job-name", default="drift", help="the MonitoringJob dimension (default: %(default)s)")
     parser.add_argument("--chunk-rows", type=int, help="rows per profiled chunk (memory bound; default 65536)")
     parser.add_argument("--no-report", action="store_true", help="skip report.html and the plots")
+    parser.add_argument(
+        "--last-hours",
+        type=int,
+        help="read only the capture hour folders (yyyy/mm/dd/hh) of the N complete hours before now, under each "
+        "--input endpoint or variant prefix (scheduled runs)",
+    )
+    parser.add_argument(
+        "--no-fail-on-violations",
+        action="store_true",
+        help="exit 0 when the data violates the baseline (scheduled runs: the alarms on the metrics report it)",
+    )
     return parser
 
 
@@ -224,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     merging = bool(argv) and argv[0] == "merge"
     if merging or (argv and argv[0] == "run"):
         argv = argv[1:]
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if merging and args.last_hours is not None:
+        parser.error("--last-hours selects capture folders: use it on the runs, not on merge")
     _use_jemalloc()
     try:
         baseline = Baseline.load(args.baseline_dir, args.schema)
@@ -246,14 +316,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: cannot merge {path}: {exc}", file=sys.stderr)
                 return EXIT_ERROR
     else:
+        inputs = args.input
         try:
-            state.profile(args.input, args.ground_truth, args.chunk_rows)
-        except FileNotFoundError as exc:
+            if args.last_hours is not None:
+                inputs = recent_hour_folders(args.input, args.last_hours)
+                print(f"--last-hours {args.last_hours}: {len(inputs)} capture hour folder(s)", file=sys.stderr)
+            state.profile(inputs, args.ground_truth, args.chunk_rows)
+        except (FileNotFoundError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         _write_json(Path(args.output_dir) / STATE_FILE, state.to_json())
-    return finish(state, args, gates)
+    code = finish(state, args, gates)
+    return EXIT_OK if code == EXIT_VIOLATIONS and args.no_fail_on_violations else code
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 It scores through model_artifact.Scorer, the code path the inference container uses, so the metrics describe the
 model that will be served, not the scikit-learn object it was exported from. Runs locally and as a SageMaker
-Processing step (inputs under /opt/ml/processing/{model,test,config}, evaluation.json to
-/opt/ml/processing/evaluation, where the pipeline's condition step reads it).
+Processing step (through evaluation_step.py, which adds the bias and explainability reports; inputs under
+/opt/ml/processing/{model,test}, evaluation.json to /opt/ml/processing/evaluation, where the pipeline's condition
+step reads `passed` and its fail step `failed_gates`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def run(
     report = metrics.metrics_report(schema, quality, bias, gates)
     report["model_version"] = scorer.model_version
     report["test_rows"] = len(test)
+    # One line for the SageMaker pipeline's fail step, which can read a JSON value but not filter a list.
+    report["failed_gates"] = "; ".join(g.describe() for g in gates if not g.passed)
     if output_dir is not None:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=PROCESSING / "model")
     parser.add_argument("--test", type=Path, default=PROCESSING / "test")
-    parser.add_argument("--baseline", type=Path, default=PROCESSING / "input" / "config" / "baseline.json")
+    parser.add_argument("--baseline", type=Path, default=Path(__file__).resolve().parent / "baseline.json")
     parser.add_argument("--output-dir", type=Path, default=PROCESSING / "evaluation")
     parser.add_argument("--fail-on-gates", action="store_true", help="exit 3 when a gate fails")
     args = parser.parse_args(argv)

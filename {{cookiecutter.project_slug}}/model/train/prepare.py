@@ -1,7 +1,8 @@
 """Validate the raw data against the contract and split it into train, validation and test sets.
 
 Runs as the first step of the pipeline: locally, and on AWS as a SageMaker Processing job with the training image
-(input /opt/ml/processing/input/data, outputs /opt/ml/processing/{train,validation,test,report}). The test split is
+(input /opt/ml/processing/input/data, outputs /opt/ml/processing/output/{train,validation,test,report}; the
+contract and the gates come from the image, beside this script). The test split is
 written once and never reaches training, so the evaluation step scores data the model never saw.
 """
 
@@ -22,6 +23,7 @@ from metrics import load_baseline
 
 log = logging.getLogger("prepare")
 PROCESSING = Path("/opt/ml/processing")
+CODE = Path(__file__).resolve().parent  # /opt/ml/code in the image, which holds schema.json and baseline.json
 
 
 class PreparationError(RuntimeError):
@@ -90,9 +92,9 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=PROCESSING / "input" / "data")
-    parser.add_argument("--schema", type=Path, default=PROCESSING / "input" / "config" / "schema.json")
-    parser.add_argument("--baseline", type=Path, default=PROCESSING / "input" / "config" / "baseline.json")
-    parser.add_argument("--output-dir", type=Path, default=PROCESSING)
+    parser.add_argument("--schema", type=Path, default=CODE / "schema.json")
+    parser.add_argument("--baseline", type=Path, default=CODE / "baseline.json")
+    parser.add_argument("--output-dir", type=Path, default=PROCESSING / "output")
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--validation-fraction", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=42)

@@ -1,0 +1,1 @@
+"""Fleet propagation: take a template release to many generated repositories (``python -m fleet update``)."""

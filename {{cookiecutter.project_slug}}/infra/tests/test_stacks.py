@@ -1,0 +1,824 @@
+"""The CloudFormation stacks of infra/lib: lint-clean, true to the contracts the scripts rely on, and deployable.
+
+Runs in the AWS environment (`make test-aws`). The moto deployment at the end is a smoke test of what moto
+emulates (S3, SSM, IAM, CloudWatch, ...), not proof that CloudFormation accepts the templates: cfn-lint's
+schemas and the checks above it are the real gate.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LIB = ROOT / "infra" / "lib"
+BUILDSPECS = ROOT / "pipeline" / "buildspec"
+ALARMS_FILE = ROOT / "monitoring" / "alarms" / "alarms.json"
+DRIFT_JOB = ROOT / "monitoring" / "drift_job.py"
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"].replace("_", "-")
+MONITORING = (ROOT / "monitoring").is_dir()
+STACKS = ["toolchain", "endpoint"] + (["monitoring"] if MONITORING else [])
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+VARIANT = "AllTraffic"
+CONNECTION_ID = "0a1b2c3d-1111-2222-3333-444455556666"
+
+# ------------------------------------------------------------------------------------------- the contracts
+TOOLCHAIN_PARAMETERS = {
+    "SageMakerProjectName",
+    "SageMakerProjectId",
+    "CiProvider",
+    "SourceProvider",
+    "ConnectionArn",
+    "FullRepositoryId",
+    "BranchName",
+    "CodeCommitRepositoryName",
+    "GitHubOidcProviderArn",
+    "StagingAccountId",
+    "ProdAccountId",
+}
+ENDPOINT_PARAMETERS = {
+    "ProjectName",
+    "Environment",
+    "ModelPackageArn",
+    "ShadowModelPackageArn",
+    "EndpointName",
+    "ExecutionRoleArn",
+    "InstanceType",
+    "InstanceCount",
+    "ShadowInstanceType",
+    "ShadowInstanceCount",
+    "DeploymentStrategy",
+    "CanarySizePercent",
+    "LinearStepPercent",
+    "WaitIntervalSeconds",
+    "TerminationWaitSeconds",
+    "MaximumExecutionTimeoutSeconds",
+    "DataCaptureEnabled",
+    "DataCaptureSamplingPercentage",
+    "DataCaptureS3Uri",
+    "KmsKeyArn",
+    "AutoScalingMinCapacity",
+    "AutoScalingMaxCapacity",
+    "TargetInvocationsPerInstance",
+    "Invocation5xxThreshold",
+    "ModelLatencyP99Microseconds",
+    "AlarmEvaluationPeriods",
+    "SubnetIds",
+    "SecurityGroupIds",
+    "EnableNetworkIsolation",
+}
+MONITORING_PARAMETERS = {
+    "ProjectName",
+    "Environment",
+    "EndpointName",
+    "ExecutionRoleArn",
+    "MonitoringImageUri",
+    "CaptureS3Uri",
+    "ReportsS3Uri",
+    "BaselineS3Uri",
+    "ScheduleExpression",
+    "InstanceType",
+    "InstanceCount",
+    "AlarmEmail",
+    "KmsKeyArn",
+    "SubnetIds",
+    "SecurityGroupIds",
+}
+CONTRACT_PARAMETERS = {
+    "toolchain": TOOLCHAIN_PARAMETERS,
+    "endpoint": ENDPOINT_PARAMETERS,
+    "monitoring": MONITORING_PARAMETERS,
+}
+CONTRACT_OUTPUTS = {
+    "toolchain": {
+        "ArtifactBucketName",
+        "KmsKeyArn",
+        "ModelPackageGroupName",
+        "SageMakerExecutionRoleArn",
+        "TrainImageRepositoryUri",
+        "InferenceImageRepositoryUri",
+        "GitHubCiRoleArn",
+        "GitHubDeployRoleArn",
+    },
+    "endpoint": {"EndpointName", "EndpointConfigName", "ModelPackageArn"},
+    "monitoring": set(),
+}
+SSM_NAMES = {
+    "artifact-bucket",
+    "kms-key-arn",
+    "model-package-group",
+    "sagemaker-execution-role-arn",
+    "train-image-uri",
+    "inference-image-uri",
+    "sagemaker-pipeline-name",
+} | ({"monitoring-image-uri"} if MONITORING else set())
+BUILDSPEC_NAMES = {"build", "train", "deploy-staging", "test-staging", "deploy-prod", "rollback", "template-update"}
+# Actions without resource-level permissions: the only ones allowed on Resource "*".
+UNSCOPED_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    "sagemaker:ListModelPackages",
+    "cloudwatch:PutMetricData",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeDhcpOptions",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+    "application-autoscaling:DescribeScalingActivities",
+}
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def load(stack: str) -> dict[str, Any]:
+    from cfnlint.decode import cfn_yaml
+
+    return cfn_yaml.load(str(LIB / f"{stack}.yaml"))
+
+
+EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
+
+
+def ref(name: str) -> dict:
+    return {"Ref": name}
+
+
+def resources(template: dict, kind: str) -> dict[str, dict]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def walk(node: Any):
+    """Every dict, list and scalar of a template, depth first."""
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def sample_parameters(stack: str, **overrides: str) -> dict[str, str]:
+    """Values for every parameter without a default (what release/release.py or a user passes)."""
+    values = {
+        "toolchain": {
+            "SageMakerProjectName": PROJECT,
+            "SageMakerProjectId": "p-abcdef123456",
+            "CiProvider": "codepipeline",
+            "SourceProvider": "CodeConnections",
+            "ConnectionArn": f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/{CONNECTION_ID}",
+            "FullRepositoryId": f"acme/{PROJECT}",
+        },
+        "endpoint": {
+            "Environment": "staging",
+            "ModelPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{PROJECT}/3",
+            "EndpointName": f"{PROJECT}-staging",
+            "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-sagemaker",
+            "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "DataCaptureS3Uri": f"s3://{PROJECT}-artifacts/datacapture",
+        },
+        "monitoring": {
+            "Environment": "staging",
+            "EndpointName": f"{PROJECT}-staging",
+            "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-sagemaker",
+            "MonitoringImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{PROJECT}/monitoring:0123abc",
+            "CaptureS3Uri": f"s3://{PROJECT}-artifacts/datacapture/{PROJECT}-staging/",
+            "BaselineS3Uri": f"s3://{PROJECT}-artifacts/baselines/3/",
+            "ReportsS3Uri": f"s3://{PROJECT}-artifacts/monitoring/{PROJECT}-staging",
+            "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        },
+    }[stack]
+    return {**values, **overrides}
+
+
+def resolved_parameters(template: dict, given: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, spec in template["Parameters"].items():
+        value = given.get(name, spec.get("Default"))
+        if spec["Type"] == "CommaDelimitedList":
+            value = [] if value in (None, "") else str(value).split(",")
+        values[name] = value
+    values.update(
+        {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
+    )
+    return values
+
+
+def evaluate_condition(expression: Any, template: dict, values: dict) -> bool:
+    ((function, argument),) = expression.items()
+    if function == "Condition":
+        return evaluate_condition(template["Conditions"][argument], template, values)
+    if function == "Fn::Not":
+        return not evaluate_condition(argument[0], template, values)
+    if function == "Fn::And":
+        return all(evaluate_condition(a, template, values) for a in argument)
+    if function == "Fn::Or":
+        return any(evaluate_condition(a, template, values) for a in argument)
+    if function == "Fn::Equals":
+        left, right = (_plain(side, values) for side in argument)
+        return str(left) == str(right)
+    raise AssertionError(f"condition function {function} is not handled by this test")
+
+
+def _plain(node: Any, values: dict) -> Any:
+    if isinstance(node, dict) and "Ref" in node:
+        return values[node["Ref"]]
+    if isinstance(node, dict) and "Fn::Join" in node:
+        separator, items = node["Fn::Join"]
+        items = _plain(items, values)
+        return separator.join(str(_plain(i, values)) for i in items)
+    return node
+
+
+NO_VALUE = object()
+
+
+def apply_conditions(node: Any, template: dict, values: dict) -> Any:
+    """The template as CloudFormation sees it for these parameters: Fn::If chosen, AWS::NoValue removed,
+    resources and outputs whose condition is false dropped."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            name, when_true, when_false = node["Fn::If"]
+            chosen = when_true if evaluate_condition({"Condition": name}, template, values) else when_false
+            return apply_conditions(chosen, template, values)
+        if node == {"Ref": "AWS::NoValue"}:
+            return NO_VALUE
+        out = {}
+        for key, value in node.items():
+            value = apply_conditions(value, template, values)
+            if value is not NO_VALUE:
+                out[key] = value
+        return out
+    if isinstance(node, list):
+        items = [apply_conditions(v, template, values) for v in node]
+        return [i for i in items if i is not NO_VALUE]
+    return node
+
+
+def effective_template(stack: str, **overrides: str) -> tuple[dict, dict]:
+    template = load(stack)
+    values = resolved_parameters(template, sample_parameters(stack, **overrides))
+    out = copy.deepcopy(dict(template))
+    for section in ("Resources", "Outputs"):
+        out[section] = {
+            name: apply_conditions({k: v for k, v in item.items() if k != "Condition"}, template, values)
+            for name, item in template.get(section, {}).items()
+            if "Condition" not in item or evaluate_condition({"Condition": item["Condition"]}, template, values)
+        }
+    return out, values
+
+
+def substitute(text: str, variables: dict) -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in variables:
+            raise AssertionError(f"${name} of a Fn::Sub has no value")
+        resolved = variables[name]
+        return ",".join(resolved) if isinstance(resolved, list) else str(resolved)
+
+    return re.sub(r"\$\{([A-Za-z0-9:]+)\}", value, text)
+
+
+# ------------------------------------------------------------------------------------------- lint
+@pytest.mark.parametrize("stack", STACKS)
+def test_cfn_lint_reports_nothing(stack):
+    from cfnlint.api import lint_file
+
+    matches = lint_file(LIB / f"{stack}.yaml")
+
+    assert not matches, "\n".join(f"{m.rule.id} {m.message} ({m.filename}:{m.linenumber})" for m in matches)
+
+
+def test_every_stack_file_is_covered():
+    assert sorted(p.stem for p in LIB.glob("*.yaml")) == sorted(STACKS)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_arn_names_its_partition(stack):
+    text = (LIB / f"{stack}.yaml").read_text(encoding="utf-8")
+
+    assert "arn:aws:" not in text, "write arn:${AWS::Partition}:... (regions include aws-cn and aws-us-gov)"
+    for node in walk(load(stack)):
+        if isinstance(node, dict) and "Fn::Sub" in node:
+            body = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
+            for partition in re.findall(r"arn:(\$\{[^}]*\}|[a-z-]*):", body):
+                assert partition == "${AWS::Partition}", body
+
+
+# ------------------------------------------------------------------------------------------- contracts
+@pytest.mark.parametrize("stack", STACKS)
+def test_parameters_match_the_contract(stack):
+    parameters = load(stack)["Parameters"]
+    contract = CONTRACT_PARAMETERS[stack]
+
+    assert contract <= set(parameters), f"missing: {sorted(contract - set(parameters))}"
+    without_default = {name for name, spec in parameters.items() if "Default" not in spec}
+    assert without_default <= contract, f"parameters the scripts do not know about need a default: {without_default}"
+
+
+def test_the_toolchain_needs_only_the_sagemaker_project_parameters():
+    """The catalog reuses the file as a nested stack: every other parameter has a default."""
+    parameters = load("toolchain")["Parameters"]
+
+    assert {n for n, spec in parameters.items() if "Default" not in spec} == {
+        "SageMakerProjectName",
+        "SageMakerProjectId",
+    }
+    assert parameters["SageMakerProjectName"]["AllowedPattern"] == "^[a-zA-Z](-*[a-zA-Z0-9])*$"
+    assert parameters["SageMakerProjectName"]["MaxLength"] == 32
+    assert set(parameters["CiProvider"]["AllowedValues"]) == {"codepipeline", "github-actions"}
+    assert set(parameters["SourceProvider"]["AllowedValues"]) == {"CodeConnections", "CodeCommit"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_outputs_match_the_contract(stack):
+    assert CONTRACT_OUTPUTS[stack] <= set(load(stack).get("Outputs", {}))
+
+
+def test_the_artifact_bucket_is_versioned_encrypted_private_and_tls_only():
+    template = load("toolchain")
+    bucket = template["Resources"]["ArtifactBucket"]["Properties"]
+    statements = template["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": ["KmsKey", "Arn"]},
+    }
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert statements[0]["Effect"] == "Deny"
+    assert statements[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_image_repositories_scan_on_push_and_keep_tags_immutable():
+    repositories = resources(load("toolchain"), "AWS::ECR::Repository")
+
+    assert {r["Properties"]["RepositoryName"] for r in repositories.values()} == {
+        f"{PROJECT}/{name}" for name in ("train", "inference", *(("monitoring",) if MONITORING else ()))
+    }
+    for repository in repositories.values():
+        assert repository["Properties"]["ImageScanningConfiguration"] == {"ScanOnPush": True}
+        assert repository["Properties"]["ImageTagMutability"] == "IMMUTABLE"
+
+
+def test_the_toolchain_writes_the_ssm_parameters_the_scripts_read():
+    names = {r["Properties"]["Name"] for r in resources(load("toolchain"), "AWS::SSM::Parameter").values()}
+
+    assert names == {f"/{PROJECT}/{name}" for name in SSM_NAMES}
+
+
+def test_resources_carry_the_sagemaker_project_tags():
+    template = load("toolchain")
+    untagged = []
+    for name, resource in template["Resources"].items():
+        tags = resource.get("Properties", {}).get("Tags")
+        if tags is None:
+            continue
+        keys = set(tags) if isinstance(tags, dict) else {t["Key"] for t in tags}
+        if not {"sagemaker:project-name", "sagemaker:project-id"} <= keys:
+            untagged.append(name)
+    assert not untagged
+
+
+def test_each_codebuild_project_runs_a_buildspec_of_the_repository():
+    projects = resources(load("toolchain"), "AWS::CodeBuild::Project")
+    paths = {p["Properties"]["Source"]["BuildSpec"] for p in projects.values()}
+
+    assert paths == {f"pipeline/buildspec/{name}.yml" for name in BUILDSPEC_NAMES}
+    if not BUILDSPECS.is_dir():
+        pytest.skip("pipeline/buildspec/ is not in this repository yet: the names are checked, not the files")
+    assert [p for p in sorted(paths) if not (ROOT / p).is_file()] == []
+
+
+def test_pipelines_run_the_stages_in_order():
+    pipelines = resources(load("toolchain"), "AWS::CodePipeline::Pipeline")
+    stages = {name: [stage["Name"] for stage in p["Properties"]["Stages"]] for name, p in pipelines.items()}
+
+    assert stages["ModelBuildPipeline"] == ["Source", "Build", "Train"]
+    assert stages["ModelDeployPipeline"] == ["Source", "DeployStaging", "TestStaging", "ApproveProd", "DeployProd"]
+    approval = pipelines["ModelDeployPipeline"]["Properties"]["Stages"][3]["Actions"][0]["ActionTypeId"]
+    assert (approval["Category"], approval["Provider"]) == ("Approval", "Manual")
+
+
+def test_an_approved_model_package_of_this_group_starts_the_deployment_pipeline():
+    rule = load("toolchain")["Resources"]["ModelApprovedRule"]["Properties"]
+
+    assert rule["EventPattern"]["detail-type"] == ["SageMaker Model Package State Change"]
+    assert rule["EventPattern"]["detail"] == {"ModelPackageGroupName": [PROJECT], "ModelApprovalStatus": ["Approved"]}
+    assert "ModelDeployPipeline" in rule["Targets"][0]["Arn"]["Fn::Sub"]
+
+
+def test_iam_policies_are_least_privilege():
+    template = load("toolchain")
+    statements = []
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Role":
+            statements += [s for p in properties.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+        elif resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            statements += properties["PolicyDocument"]["Statement"]
+    statements = [
+        branch for s in statements for branch in (s["Fn::If"][1:] if "Fn::If" in s else [s]) if "Effect" in branch
+    ]
+    assert statements
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not [a for a in actions if "*" in a], statement
+        if statement["Effect"] == "Allow" and statement.get("Resource") == "*":
+            assert set(actions) <= UNSCOPED_ACTIONS, statement
+        if "iam:PassRole" in actions:
+            assert actions == ["iam:PassRole"]
+            assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+            assert "iam:PassedToService" in statement["Condition"]["StringEquals"]
+
+
+def test_github_roles_trust_only_this_repository_and_production_environment():
+    template, _ = effective_template("toolchain", CiProvider="github-actions")
+    ci = template["Resources"]["GitHubCiRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    deploy = template["Resources"]["GitHubDeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+
+    assert ci["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"] == {
+        "Fn::Sub": "repo:${FullRepositoryId}:*"
+    }
+    assert deploy["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == {
+        "Fn::Sub": "repo:${FullRepositoryId}:environment:production"
+    }
+    for statement in (ci, deploy):
+        assert statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    assert not resources(template, "AWS::CodePipeline::Pipeline")
+    assert not resources(template, "AWS::CodeBuild::Project")
+
+
+def test_other_accounts_get_the_model_packages_the_key_and_the_artifacts():
+    single, _ = effective_template("toolchain")
+    multi, _ = effective_template("toolchain", StagingAccountId="111111111111", ProdAccountId="222222222222")
+    principals = [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${StagingAccountId}:root"},
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${ProdAccountId}:root"},
+    ]
+
+    assert "ModelPackageGroupPolicy" not in single["Resources"]["ModelPackageGroup"]["Properties"]
+    group_policy = multi["Resources"]["ModelPackageGroup"]["Properties"]["ModelPackageGroupPolicy"]
+    assert group_policy["Statement"][0]["Principal"]["AWS"] == principals
+    assert "sagemaker:CreateModel" in group_policy["Statement"][0]["Action"]
+    key_statements = multi["Resources"]["KmsKey"]["Properties"]["KeyPolicy"]["Statement"]
+    assert principals in [s["Principal"].get("AWS") for s in key_statements]
+    bucket_statements = multi["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in bucket_statements] == ["DenyInsecureTransport", "DeploymentAccountsReadArtifacts"]
+    assert len(single["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]) == 1
+
+
+# ------------------------------------------------------------------------------------------- endpoint
+def test_the_endpoint_rolls_back_on_its_guard_alarms():
+    template = load("endpoint")
+    config = template["Resources"]["Endpoint"]["Properties"]["DeploymentConfig"]
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+
+    assert [a["AlarmName"] for a in config["AutoRollbackConfiguration"]["Alarms"]] == [{"Ref": n} for n in alarms]
+    routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == {"Ref": "DeploymentStrategy"}
+    assert load("endpoint")["Parameters"]["DeploymentStrategy"]["AllowedValues"] == ["ALL_AT_ONCE", "CANARY", "LINEAR"]
+
+
+@pytest.mark.parametrize(
+    "strategy,size_key", [("ALL_AT_ONCE", None), ("CANARY", "CanarySize"), ("LINEAR", "LinearStepSize")]
+)
+def test_the_traffic_routing_follows_the_strategy(strategy, size_key):
+    template, _ = effective_template("endpoint", DeploymentStrategy=strategy)
+    routing = template["Resources"]["Endpoint"]["Properties"]["DeploymentConfig"]["BlueGreenUpdatePolicy"][
+        "TrafficRoutingConfiguration"
+    ]
+
+    sizes = {k: v for k, v in routing.items() if k in ("CanarySize", "LinearStepSize")}
+    assert list(sizes) == ([size_key] if size_key else [])
+    if size_key:
+        assert sizes[size_key]["Type"] == "CAPACITY_PERCENT"
+
+
+def test_shadow_vpc_and_isolation_are_options():
+    plain, _ = effective_template("endpoint")
+    full, _ = effective_template(
+        "endpoint",
+        ShadowModelPackageArn=f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{PROJECT}/4",
+        SubnetIds="subnet-1,subnet-2",
+        SecurityGroupIds="sg-1",
+        EnableNetworkIsolation="true",
+    )
+
+    assert "ShadowModel" not in plain["Resources"]
+    assert "ShadowProductionVariants" not in plain["Resources"]["EndpointConfig"]["Properties"]
+    assert "VpcConfig" not in plain["Resources"]["Model"]["Properties"]
+    assert full["Resources"]["EndpointConfig"]["Properties"]["ShadowProductionVariants"][0]["ModelName"] == {
+        "Fn::GetAtt": ["ShadowModel", "ModelName"]
+    }
+    model = full["Resources"]["Model"]["Properties"]
+    assert model["EnableNetworkIsolation"] is True
+    assert model["VpcConfig"] == {"Subnets": ref("SubnetIds"), "SecurityGroupIds": ref("SecurityGroupIds")}
+    assert model["Containers"] == [{"ModelPackageName": ref("ModelPackageArn")}]
+
+
+def test_data_capture_is_encrypted_and_optional():
+    on, _ = effective_template("endpoint")
+    off, _ = effective_template("endpoint", DataCaptureEnabled="false")
+
+    capture = on["Resources"]["EndpointConfig"]["Properties"]["DataCaptureConfig"]
+    assert capture["KmsKeyId"] == {"Ref": "KmsKeyArn"}
+    assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
+    assert "DataCaptureConfig" not in off["Resources"]["EndpointConfig"]["Properties"]
+
+
+def test_auto_scaling_tracks_invocations_per_instance():
+    template = load("endpoint")
+    policy = template["Resources"]["ScalingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    target = template["Resources"]["ScalableTarget"]["Properties"]
+
+    assert policy["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+    assert target["ResourceId"] == {"Fn::Sub": "endpoint/${EndpointName}/variant/" + VARIANT}
+
+
+# ------------------------------------------------------------------------------------------- alarms.json
+def _alarm_view(properties: dict, placeholders: dict) -> dict:
+    """What must agree between alarms.json and a stack: metric, namespace, statistic, dimensions, comparison."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, dict) and "Ref" in value:
+            return placeholders[value["Ref"]]
+        return substitute(value, placeholders) if isinstance(value, str) else str(value)
+
+    return {
+        "MetricName": properties["MetricName"],
+        "Namespace": text(properties["Namespace"]),
+        "Statistic": properties.get("Statistic") or properties.get("ExtendedStatistic"),
+        "Dimensions": sorted((d["Name"], text(d["Value"])) for d in properties["Dimensions"]),
+        "ComparisonOperator": properties["ComparisonOperator"],
+    }
+
+
+def _stack_alarms(stack: str) -> dict[str, dict]:
+    """Alarm id (AlarmName without the endpoint prefix) -> properties."""
+    out = {}
+    for resource in resources(load(stack), "AWS::CloudWatch::Alarm").values():
+        name = resource["Properties"]["AlarmName"]["Fn::Sub"]
+        assert name.startswith("${EndpointName}-"), name
+        out[name.removeprefix("${EndpointName}-")] = resource["Properties"]
+    return out
+
+
+@pytest.mark.skipif(not ALARMS_FILE.is_file(), reason="no monitoring/alarms/alarms.json (monitoring not included)")
+def test_the_stack_alarms_agree_with_alarms_json():
+    document = json.loads(ALARMS_FILE.read_text(encoding="utf-8"))
+    namespace = document["monitoring_namespace"]
+    placeholders = {"EndpointName": "ENDPOINT", "VariantName": VARIANT, "MonitoringNamespace": namespace}
+    stack_alarms = {**_stack_alarms("endpoint"), **_stack_alarms("monitoring")}
+    monitoring_parameters = load("monitoring")["Parameters"]
+
+    assert monitoring_parameters["MonitoringNamespace"]["Default"] == namespace
+    assert set(stack_alarms) == {a["id"] for a in document["alarms"]}
+    for alarm in document["alarms"]:
+        stack_properties = stack_alarms[alarm["id"]]
+        assert _alarm_view(stack_properties, placeholders) == _alarm_view(alarm, placeholders), alarm["id"]
+    rollback = {a["id"] for a in document["alarms"] if a["rollback"]}
+    assert rollback == set(_stack_alarms("endpoint"))
+
+
+# ------------------------------------------------------------------------------------------- monitoring
+@pytest.mark.skipif(not MONITORING, reason="monitoring is not included")
+@pytest.mark.parametrize("network", ["public", "vpc"])
+def test_the_drift_pipeline_definition_is_a_valid_processing_job(network):
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    overrides = {"SubnetIds": "subnet-1,subnet-2", "SecurityGroupIds": "sg-1"} if network == "vpc" else {}
+    overrides["GroundTruthS3Uri"] = f"s3://{PROJECT}-artifacts/ground-truth/"
+    template, values = effective_template("monitoring", **overrides)
+    body, variables = template["Resources"]["DriftPipeline"]["Properties"]["PipelineDefinition"][
+        "PipelineDefinitionBody"
+    ]["Fn::Sub"]
+    local = {}
+    for name, value in variables.items():
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            inner = value["Fn::Sub"]
+            if isinstance(inner, list):
+                joined = {k: _plain(v, values) for k, v in inner[1].items()}
+                value = substitute(inner[0], {**values, **joined})
+            else:
+                value = substitute(inner, values)
+        local[name] = value
+    definition = json.loads(substitute(body, {**values, **local}))
+    (step,) = definition["Steps"]
+    assert step["Type"] == "Processing"
+
+    arguments = json.loads(
+        json.dumps(step["Arguments"])
+        .replace('{"Get": "Parameters.CaptureWindowHours"}', '"1"')
+        .replace(
+            json.dumps({"Std:Join": {"On": "/", "Values": [values["ReportsS3Uri"], EXECUTION_ID]}}),
+            json.dumps(values["ReportsS3Uri"] + "/execution-id"),
+        )
+    )
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateProcessingJob")
+    validate_parameters({"ProcessingJobName": "drift-run", **arguments}, shape.input_shape)
+    assert [p["Name"] for p in definition["Parameters"]] == ["CaptureWindowHours"]
+    assert ("NetworkConfig" in arguments) == (network == "vpc")
+    flags = [a for a in arguments["AppSpecification"]["ContainerArguments"] if a.startswith("--")]
+    source = DRIFT_JOB.read_text(encoding="utf-8")
+    assert [f for f in flags if f'"{f}"' not in source] == [], "every flag must be an option of drift_job.py"
+    assert "--ground-truth" in flags
+
+
+@pytest.mark.skipif(not MONITORING, reason="monitoring is not included")
+def test_the_schedule_starts_the_drift_pipeline_with_its_parameters():
+    template = load("monitoring")
+    target = template["Resources"]["DriftSchedule"]["Properties"]["Target"]
+
+    assert target["Arn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:pipeline/${DriftPipeline}"
+    }
+    assert [p["Name"] for p in target["SageMakerPipelineParameters"]["PipelineParameterList"]] == ["CaptureWindowHours"]
+    topic = template["Resources"]["AlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "KmsKeyArn"}
+
+
+# ------------------------------------------------------------------------------------------- moto smoke
+def moto_supports(kind: str) -> bool:
+    from moto.cloudformation.parsing import get_model_map
+
+    return kind in get_model_map()
+
+
+def for_moto(template: dict) -> dict:
+    """The template as moto's CloudFormation can take it (moto's gaps, not the templates' faults): resource types
+    moto does not emulate are left out and what refers to them gets a stand-in ARN; KMS tags as TagKey/TagValue,
+    SSM tags as a list, SageMaker models with PrimaryContainer; no Rules."""
+    dropped = {name for name, r in template["Resources"].items() if not moto_supports(r["Type"])}
+
+    def stand_in(name: str) -> str:
+        return f"arn:aws:moto:{REGION}:{ACCOUNT}:unsupported/{name}"
+
+    def in_sub(text: str) -> str:
+        return re.sub(
+            r"\$\{([A-Za-z0-9]+)(\.[A-Za-z.]+)?\}",
+            lambda m: stand_in(m.group(1)) if m.group(1) in dropped else m.group(0),
+            text,
+        )
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get("Ref") in dropped:
+                return stand_in(node["Ref"])
+            if "Fn::GetAtt" in node and node["Fn::GetAtt"][0] in dropped:
+                return stand_in(node["Fn::GetAtt"][0])
+            if "Fn::Sub" in node:
+                sub = node["Fn::Sub"]
+                return {"Fn::Sub": in_sub(sub) if isinstance(sub, str) else [in_sub(sub[0]), rewrite(sub[1])]}
+            out = {key: rewrite(value) for key, value in node.items()}
+            if "DependsOn" in out:
+                depends = [out["DependsOn"]] if isinstance(out["DependsOn"], str) else out["DependsOn"]
+                out["DependsOn"] = [d for d in depends if d not in dropped]
+            return out
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        return node
+
+    template["Resources"] = {n: rewrite(r) for n, r in template["Resources"].items() if n not in dropped}
+    template["Outputs"] = {n: rewrite(o) for n, o in template.get("Outputs", {}).items()}
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::KMS::Key" and "Tags" in properties:
+            properties["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in properties["Tags"]]
+        elif resource["Type"] == "AWS::SSM::Parameter" and isinstance(properties.get("Tags"), dict):
+            properties["Tags"] = [{"Key": k, "Value": v} for k, v in properties["Tags"].items()]
+        elif resource["Type"] == "AWS::SageMaker::Model":
+            properties["PrimaryContainer"] = properties["Containers"][0]
+    template.pop("Rules", None)
+    return template
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    pytest.importorskip("moto.server")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto, monkeypatch):
+    import boto3
+    import requests
+    from botocore.config import Config
+
+    requests.post(f"{moto}/moto-api/reset", timeout=10)
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    config = Config(retries={"max_attempts": 1})
+    return lambda service: boto3.client(service, endpoint_url=moto, region_name=REGION, config=config)
+
+
+def deploy(aws, stack: str, **overrides: str) -> dict[str, str]:
+    template, _ = effective_template(stack, **overrides)
+    parameters = sample_parameters(stack, **overrides)
+    cloudformation = aws("cloudformation")
+    cloudformation.create_stack(
+        StackName=f"{PROJECT}-{stack}",
+        TemplateBody=json.dumps(for_moto(template)),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    described = cloudformation.describe_stacks(StackName=f"{PROJECT}-{stack}")["Stacks"][0]
+    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("ci", ["codepipeline", "github-actions"])
+def test_the_toolchain_deploys_to_moto(aws, ci):
+    outputs = deploy(aws, "toolchain", CiProvider=ci)
+    s3, ssm = aws("s3"), aws("ssm")
+
+    bucket = outputs["ArtifactBucketName"]
+    (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == outputs["KmsKeyArn"]
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
+    assert tags["sagemaker:project-name"] == PROJECT
+    parameters = {
+        p["Name"].removeprefix(f"/{PROJECT}/"): p["Value"]
+        for p in ssm.get_parameters_by_path(Path=f"/{PROJECT}/")["Parameters"]
+    }
+    assert set(parameters) == SSM_NAMES
+    assert parameters["artifact-bucket"] == bucket
+    assert parameters["kms-key-arn"] == outputs["KmsKeyArn"]
+    assert parameters["model-package-group"] == outputs["ModelPackageGroupName"] == PROJECT
+    assert parameters["sagemaker-execution-role-arn"] == outputs["SageMakerExecutionRoleArn"]
+    assert parameters["train-image-uri"] == outputs["TrainImageRepositoryUri"]
+    assert parameters["train-image-uri"].endswith(f"/{PROJECT}/train")
+    assert parameters["inference-image-uri"].endswith(f"/{PROJECT}/inference")
+    repositories = {r["repositoryName"]: r for r in aws("ecr").describe_repositories()["repositories"]}
+    assert repositories[f"{PROJECT}/train"]["imageTagMutability"] == "IMMUTABLE"
+    assert repositories[f"{PROJECT}/inference"]["imageTagMutability"] == "IMMUTABLE"
+    assert ("GitHubCiRoleArn" in outputs) == (ci == "github-actions")
+    rules = {r["Name"]: r for r in aws("events").list_rules()["Rules"]}
+    approved = [r for r in rules.values() if "ModelApprovedRule" in r["Name"]]
+    assert len(approved) == (ci == "codepipeline")
+    for rule in approved:
+        assert json.loads(rule["EventPattern"])["detail"]["ModelPackageGroupName"] == [PROJECT]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_model_package_group_deploys_to_moto(aws):
+    from moto.cloudformation.parsing import get_model_map
+
+    if "AWS::SageMaker::ModelPackageGroup" not in get_model_map():
+        pytest.skip("this moto version has no CloudFormation support for AWS::SageMaker::ModelPackageGroup")
+    deploy(aws, "toolchain")
+    group = aws("sagemaker").describe_model_package_group(ModelPackageGroupName=PROJECT)
+    assert group["ModelPackageGroupName"] == PROJECT
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_endpoint_stack_deploys_to_moto(aws):
+    outputs = deploy(aws, "endpoint")
+    sagemaker, cloudwatch = aws("sagemaker"), aws("cloudwatch")
+
+    endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert config["ProductionVariants"][0]["VariantName"] == VARIANT
+    assert config["DataCaptureConfig"]["KmsKeyId"] == sample_parameters("endpoint")["KmsKeyArn"]
+    if moto_supports("AWS::CloudWatch::Alarm"):
+        alarms = {a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+        assert alarms == {f"{PROJECT}-staging-{name}" for name in _stack_alarms("endpoint")}
+
+
+@pytest.mark.skipif(not MONITORING, reason="monitoring is not included")
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_monitoring_stack_deploys_to_moto(aws):
+    deploy(aws, "monitoring", AlarmEmail="ops@example.com")
+
+    (topic,) = aws("sns").list_topics()["Topics"]
+    assert topic["TopicArn"].endswith(f":{PROJECT}-monitoring-staging")
+    attributes = aws("sns").get_topic_attributes(TopicArn=topic["TopicArn"])["Attributes"]
+    assert attributes["KmsMasterKeyId"] == sample_parameters("monitoring")["KmsKeyArn"]
+    (target,) = aws("events").list_targets_by_rule(Rule=f"{PROJECT}-drift-failed-staging")["Targets"]
+    assert target["Arn"] == topic["TopicArn"]
+    if moto_supports("AWS::CloudWatch::Alarm"):
+        alarms = {a["AlarmName"]: a for a in aws("cloudwatch").describe_alarms()["MetricAlarms"]}
+        assert set(alarms) == {f"{PROJECT}-staging-{name}" for name in _stack_alarms("monitoring")}
+        assert all(a["AlarmActions"] == [topic["TopicArn"]] for a in alarms.values())
