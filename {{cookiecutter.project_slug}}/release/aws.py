@@ -22,6 +22,7 @@ SETTINGS = {
     "model_package_group": ("model-package-group", "--model-package-group"),
     "execution_role_arn": ("sagemaker-execution-role-arn", "--execution-role-arn"),
     "inference_image_uri": ("inference-image-uri", "--inference-image-uri"),
+    "monitoring_image_uri": ("monitoring-image-uri", "--monitoring-image-uri"),  # only with monitoring
 }
 
 

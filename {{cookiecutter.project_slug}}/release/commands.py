@@ -9,21 +9,26 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from release import registry, stack
+from release import baselines, config, registry, stack
 from release.aws import Clients, Settings, check_account
 from release.config import (
     FAST_ROLLBACK,
+    MONITORING_TEMPLATE,
     ROOT,
     EnvironmentConfig,
+    MonitoringInputs,
     Project,
     StackInputs,
+    capture_prefix,
     data_capture_uri,
     endpoint_stack_parameters,
     load_environment,
+    monitoring_prefix,
+    monitoring_stack_parameters,
 )
 from release.errors import ReleaseError
 from release.output import Output
-from release.template import MAX_TEMPLATE_BODY, check_parameters, load_template
+from release.template import MAX_TEMPLATE_BODY, check_parameters, defaults, load_template
 
 # A blue/green rollback on ml.m5 instances: about 4 minutes to start and health-check the new fleet, under a
 # minute of CloudFormation bookkeeping (see release/README.md).
@@ -36,6 +41,7 @@ class Context:
     project: Project
     template: Path
     overrides: dict[str, str] = field(default_factory=dict)
+    monitoring_template: Path = MONITORING_TEMPLATE
     region: str = ""
     dry_run: bool = False
     timeout_seconds: float = 3 * 3600
@@ -58,8 +64,8 @@ class Context:
 
 
 # ---------------------------------------------------------------------------------------- register/approve
-def image_tag(explicit: str) -> str:
-    """The inference image tag: --image-tag, else the commit CI builds, else the local HEAD."""
+def image_tag(explicit: str, image: str = "inference") -> str:
+    """An image's tag: --image-tag, else the commit CI builds, else the local HEAD (the build stage's tag)."""
     for candidate in (
         explicit,
         os.environ.get("GITHUB_SHA", ""),
@@ -74,7 +80,7 @@ def image_tag(explicit: str) -> str:
         return head.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         raise ReleaseError(
-            "cannot tell which inference image tag to register (no --image-tag, GITHUB_SHA or git repository)",
+            f"cannot tell which {image} image tag to use (no --image-tag, GITHUB_SHA or git repository)",
             "pass --image-tag <commit> or --image <repository-uri>:<tag>",
         ) from None
 
@@ -137,13 +143,7 @@ def deploy(
         shadow_model_package_arn=shadow_arn,
     )
     parameters = {**endpoint_stack_parameters(ctx.project, env, inputs), **(overrides or {})}
-    body, document = load_template(ctx.template)
-    check_parameters(parameters, document, _relative(ctx.template))
-    if len(body.encode()) > MAX_TEMPLATE_BODY:
-        raise ReleaseError(
-            f"{_relative(ctx.template)} is over CloudFormation's {MAX_TEMPLATE_BODY}-byte template body limit",
-            "shorten the template (descriptions, comments)",
-        )
+    body, _ = _template(ctx.template, parameters, "endpoint")
     stack_name = ctx.project.stack_name(env.name)
     current = stack.read_stack(clients.cloudformation, stack_name)
     stack.check_stack_ready(current, stack_name)
@@ -159,7 +159,7 @@ def deploy(
         ctx.out.say(f"{stack_name} already runs {_describe_arn(package.arn)} with this configuration; nothing to do")
         return "UNCHANGED"
     if ctx.dry_run:
-        _show_plan(ctx.out, stack_name, exists, stack.parameters_of(current), parameters)
+        _show_plan(ctx.out, stack_name, exists, stack.parameters_of(current), parameters, _relative(ctx.template))
         return "DRY-RUN"
     status = stack.deploy(
         clients.cloudformation,
@@ -176,7 +176,24 @@ def deploy(
         endpoint = stack.read_endpoint(clients.sagemaker, env.endpoint_name)
         state = endpoint["EndpointStatus"] if endpoint else "not visible yet"
         ctx.out.say(f"done: stack {stack_name} {status}; endpoint {env.endpoint_name} {state}")
+        if monitoring_included():
+            ctx.out.say(
+                f"next: create or update the drift monitoring of {env.endpoint_name}: "
+                f"make monitor-deploy ENV={env.name} (release.py monitor --env {env.name})"
+            )
     return status
+
+
+def _template(path: Path, parameters: dict[str, str], kind: str) -> tuple[str, dict]:
+    """The template's text and document, after checking the parameters against its declarations and its size."""
+    body, document = load_template(path)
+    check_parameters(parameters, document, _relative(path), kind)
+    if len(body.encode()) > MAX_TEMPLATE_BODY:
+        raise ReleaseError(
+            f"{_relative(path)} is over CloudFormation's {MAX_TEMPLATE_BODY}-byte template body limit",
+            "shorten the template (descriptions, comments)",
+        )
+    return body, document
 
 
 def _shadow_package(clients: Clients, env: EnvironmentConfig, group: str, shadow_ref: str) -> str:
@@ -195,7 +212,7 @@ def _shadow_package(clients: Clients, env: EnvironmentConfig, group: str, shadow
     return registry.resolve(clients.sagemaker, group, shadow_ref).arn
 
 
-def _show_plan(out: Output, stack_name: str, exists: bool, before: dict, after: dict) -> None:
+def _show_plan(out: Output, stack_name: str, exists: bool, before: dict, after: dict, template: str) -> None:
     changed = {k: v for k, v in after.items() if before.get(k) != v}
     if exists:
         out.say("[dry-run] parameters that change:")
@@ -207,7 +224,7 @@ def _show_plan(out: Output, stack_name: str, exists: bool, before: dict, after: 
             "StackName": stack_name,
             "ChangeSetName": "release-<UTC time>",
             "ChangeSetType": kind,
-            "TemplateBody": "<infra/lib/endpoint.yaml>",
+            "TemplateBody": f"<{template}>",
             "Parameters": after,
             "Capabilities": stack.CAPABILITIES,
         },
@@ -329,3 +346,120 @@ def status(ctx: Context, environments: list[str]) -> None:
         ["version", "approval", "created"],
         [[str(p.version), p.status, p.created.strftime("%Y-%m-%d %H:%M") if p.created else ""] for p in packages[:10]],
     )
+
+
+# ------------------------------------------------------------------------------------------------ monitor
+def monitoring_included() -> bool:
+    """Whether this repository was generated with monitoring (the drift job and its stack template)."""
+    return config.MONITORING_DIR.is_dir() and config.MONITORING_TEMPLATE.is_file()
+
+
+def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> str:
+    """Publish the baselines and create or update the environment's monitoring stack.
+
+    Returns the final stack status, 'BASELINES-UPDATED' (only the baselines changed), 'UNCHANGED' or 'DRY-RUN'.
+    """
+    if not monitoring_included():
+        raise ReleaseError(
+            "this repository was generated without monitoring (no monitoring/ folder or infra/lib/monitoring.yaml): "
+            "there is no monitoring stack to deploy",
+            "drop the monitor step, or regenerate the project with include_monitoring=true to get the drift job, "
+            "its baselines and infra/lib/monitoring.yaml",
+        )
+    env = load_environment(environment, monitoring=True)
+    source = f"infra/config/{env.name}.json"
+    if not env.data["endpoint"]["data_capture"]["enabled"]:
+        raise ReleaseError(
+            f"{source}: endpoint.data_capture.enabled is false, so the endpoint records no traffic for the drift job",
+            f"set it to true, run make deploy ENV={env.name}, then run the command again",
+        )
+    files = baselines.read_folder(config.MONITORING_DIR / "baselines")
+    clients = ctx.clients(env.region)
+    check_account(clients, env.account_id, source)
+    settings = ctx.settings(clients)
+    values = settings.get("execution_role_arn", "kms_key_arn", "artifact_bucket")
+    if not image:
+        image = f"{settings.one('monitoring_image_uri')}:{image_tag(tag, 'monitoring')}"
+    bucket = values["artifact_bucket"]
+    prefix = monitoring_prefix(ctx.project, env.name)
+    capture = capture_prefix(data_capture_uri(bucket, ctx.project, env.name), env.endpoint_name)
+    inputs = MonitoringInputs(
+        execution_role_arn=values["execution_role_arn"],
+        kms_key_arn=values["kms_key_arn"],
+        monitoring_image_uri=image,
+        capture_s3_uri=capture,
+        reports_s3_uri=f"s3://{bucket}/{prefix}/reports",
+        baseline_s3_uri=f"s3://{bucket}/{prefix}/baselines",
+    )
+    parameters = monitoring_stack_parameters(ctx.project, env, inputs)
+    body, document = _template(ctx.monitoring_template, parameters, "monitoring")
+    parameters = {**defaults(document), **parameters}  # every parameter, so an unchanged stack compares equal
+    stack_name = ctx.project.monitoring_stack_name(env.name)
+    current = stack.read_stack(clients.cloudformation, stack_name)
+    stack.check_stack_ready(current, stack_name, stack.MONITORING)
+    exists = current is not None and current["StackStatus"] != "REVIEW_IN_PROGRESS"
+    ctx.out.say(
+        f"monitor: {env.name} endpoint {env.endpoint_name} (stack {stack_name}, {clients.region}): drift job "
+        f"{image.rsplit('/', 1)[-1]} {parameters['ScheduleExpression']} over the last "
+        f"{parameters['CaptureWindowHours']} h of {capture}"
+    )
+    _check_endpoint_capture(ctx, clients, env, capture)
+    published = baselines.publish(clients.s3, ctx.out, bucket, f"{prefix}/baselines", files, ctx.dry_run)
+    baselines_changed = bool(published.upload or published.delete)
+    if exists and stack.is_unchanged(clients.cloudformation, current, body, parameters):
+        if not baselines_changed:
+            ctx.out.say(f"{stack_name} already runs this configuration; nothing to do")
+            return "UNCHANGED"
+        if ctx.dry_run:
+            ctx.out.say(f"[dry-run] {stack_name} already runs this configuration; only the baselines would change")
+            return "DRY-RUN"
+        ctx.out.say(f"{stack_name} already runs this configuration; the next drift run reads the new baselines")
+        return "BASELINES-UPDATED"
+    if ctx.dry_run:
+        before = stack.parameters_of(current)
+        _show_plan(ctx.out, stack_name, exists, before, parameters, _relative(ctx.monitoring_template))
+        return "DRY-RUN"
+    status = stack.deploy(
+        clients.cloudformation,
+        ctx.out,
+        stack_name=stack_name,
+        exists=exists,
+        body=body,
+        parameters=parameters,
+        tags={"project": ctx.project.name, "environment": env.name},
+        description=f"monitor: {env.endpoint_name} with {image}",
+        timeout_seconds=ctx.timeout_seconds,
+        subject=stack.MONITORING,
+    )
+    if status == "UNCHANGED":
+        if not baselines_changed:
+            return "UNCHANGED"
+        ctx.out.say("the next drift run reads the new baselines")
+        return "BASELINES-UPDATED"
+    ctx.out.say(f"done: stack {stack_name} {status}")
+    for output in (stack.read_stack(clients.cloudformation, stack_name) or {}).get("Outputs", []):
+        ctx.out.say(f"  {output['OutputKey']}: {output['OutputValue']}")
+    if parameters["AlarmEmail"]:
+        ctx.out.say(f"  {parameters['AlarmEmail']} receives a subscription mail from SNS: confirm it to get the alarms")
+    return status
+
+
+def _check_endpoint_capture(ctx: Context, clients: Clients, env: EnvironmentConfig, capture: str) -> None:
+    """Say when the endpoint does not (yet) write its capture where the drift job will read it."""
+    endpoint_stack = stack.read_stack(clients.cloudformation, ctx.project.stack_name(env.name))
+    if endpoint_stack is None:
+        ctx.out.say(
+            f"note: the endpoint stack {ctx.project.stack_name(env.name)} is not deployed yet; the drift job finds "
+            f"no capture until make deploy ENV={env.name} has run"
+        )
+        return
+    deployed = stack.parameters_of(endpoint_stack)
+    if (
+        deployed.get("DataCaptureEnabled") != "true"
+        or capture_prefix(deployed.get("DataCaptureS3Uri", ""), env.endpoint_name) != capture
+    ):
+        ctx.out.say(
+            f"note: the endpoint stack captures to {deployed.get('DataCaptureS3Uri') or 'nowhere'} "
+            f"(DataCaptureEnabled={deployed.get('DataCaptureEnabled', '?')}), not where the drift job reads; "
+            f"make deploy ENV={env.name} applies {_relative(env.path)}"
+        )

@@ -18,12 +18,20 @@ from release.errors import ReleaseError
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "infra" / "config"
 ENDPOINT_TEMPLATE = ROOT / "infra" / "lib" / "endpoint.yaml"
+MONITORING_DIR = ROOT / "monitoring"  # absent when the repository was generated without monitoring
+MONITORING_TEMPLATE = ROOT / "infra" / "lib" / "monitoring.yaml"
+BASELINE_FILES = ("statistics.json", "constraints.json", "schema.json")  # the drift job needs these three
+OPTIONAL_BASELINE_FILES = ("output_statistics.json",)
 ENVIRONMENTS = ("dev", "staging", "prod")
 STRATEGIES = ("ALL_AT_ONCE", "CANARY", "LINEAR")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 ACCOUNT_ID = re.compile(r"^(\d{12})?$")
+SCHEDULE = re.compile(r"^(rate|cron|at)\(.+\)$")
+RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+EMAIL = re.compile(r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_CAPTURE_WINDOW_HOURS = 744  # CaptureWindowHours' MaxValue in infra/lib/monitoring.yaml (31 days)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,9 @@ class Project:
 
     def stack_name(self, environment: str) -> str:
         return f"{self.name}-endpoint-{environment}"
+
+    def monitoring_stack_name(self, environment: str) -> str:
+        return f"{self.name}-monitoring-{environment}"
 
 
 def load_project(root: Path = ROOT) -> Project:
@@ -106,6 +117,18 @@ FIELDS: dict[str, tuple] = {
     "network.enable_network_isolation": _BOOL,
 }
 
+# Checked only by the monitor command: the block is unused (and may be absent) in a repository without monitoring.
+MONITORING_FIELDS: dict[str, tuple] = {
+    "monitoring.schedule_expression": _pattern(SCHEDULE, 'an EventBridge Scheduler expression such as "rate(1 hour)"'),
+    "monitoring.instance_type": _pattern(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
+    "monitoring.instance_count": _int_range(1, 1),
+    "monitoring.alarm_email": _pattern(EMAIL, 'an email address, or "" for no subscription'),
+}
+# Optional keys: present -> checked, absent -> derived (see monitoring_stack_parameters).
+OPTIONAL_MONITORING_FIELDS: dict[str, tuple] = {
+    "monitoring.capture_window_hours": _int_range(1, MAX_CAPTURE_WINDOW_HOURS),
+}
+
 
 def _lookup(data: dict, dotted: str) -> tuple[bool, Any]:
     node: Any = data
@@ -122,20 +145,32 @@ def _type_ok(value: Any, expected: type) -> bool:
     return isinstance(value, expected)
 
 
-def validate_environment(data: Any, environment: str, source: str) -> list[str]:
-    """Every problem of one environment file, each naming the key, the value and what is allowed."""
-    if not isinstance(data, dict):
-        return [f"{source}: the file must hold a JSON object, found {type(data).__name__}"]
+def _field_problems(data: dict, fields: dict[str, tuple], source: str, required: bool = True) -> list[str]:
     problems = []
     type_names = {int: "a whole number", str: "a string", bool: "true or false", list: "a list"}
-    for key, (expected, check, allowed) in FIELDS.items():
+    for key, (expected, check, allowed) in fields.items():
         present, value = _lookup(data, key)
         if not present:
-            problems.append(f"{source}: {key} is missing: add it ({allowed})")
+            if required:
+                problems.append(f"{source}: {key} is missing: add it ({allowed})")
         elif not _type_ok(value, expected):
             problems.append(f"{source}: {key} = {json.dumps(value)} must be {type_names[expected]} ({allowed})")
         elif not check(value):
             problems.append(f"{source}: {key} = {json.dumps(value)} is not allowed: use {allowed}")
+    return problems
+
+
+def validate_environment(data: Any, environment: str, source: str, monitoring: bool = False) -> list[str]:
+    """Every problem of one environment file, each naming the key, the value and what is allowed.
+
+    monitoring=True also checks the "monitoring" block (the monitor command's input).
+    """
+    if not isinstance(data, dict):
+        return [f"{source}: the file must hold a JSON object, found {type(data).__name__}"]
+    problems = _field_problems(data, FIELDS, source)
+    if monitoring:
+        problems += _field_problems(data, MONITORING_FIELDS, source)
+        problems += _field_problems(data, OPTIONAL_MONITORING_FIELDS, source, required=False)
     if not problems:
         if data["environment"] != environment:
             problems.append(
@@ -186,7 +221,7 @@ class EnvironmentConfig:
         return self.data["alarms"]["model_latency_p99_microseconds"] / 1000
 
 
-def load_environment(environment: str, config_dir: Path | None = None) -> EnvironmentConfig:
+def load_environment(environment: str, config_dir: Path | None = None, monitoring: bool = False) -> EnvironmentConfig:
     if environment not in ENVIRONMENTS:
         raise ReleaseError(
             f"unknown environment {environment!r}", f"use one of {', '.join(ENVIRONMENTS)} (infra/config/<env>.json)"
@@ -201,7 +236,7 @@ def load_environment(environment: str, config_dir: Path | None = None) -> Enviro
         ) from None
     except json.JSONDecodeError as exc:
         raise ReleaseError(f"{source} is not valid JSON: {exc}", "fix the syntax at that line and column") from None
-    problems = validate_environment(data, environment, source)
+    problems = validate_environment(data, environment, source, monitoring)
     if problems:
         raise ReleaseError(
             f"{source} has {len(problems)} problem(s):\n  - " + "\n  - ".join(problems),
@@ -262,6 +297,76 @@ def endpoint_stack_parameters(project: Project, env: EnvironmentConfig, inputs: 
         "SubnetIds": ",".join(network["subnet_ids"]),
         "SecurityGroupIds": ",".join(network["security_group_ids"]),
         "EnableNetworkIsolation": _flag(network["enable_network_isolation"]),
+    }
+
+
+@dataclass(frozen=True)
+class MonitoringInputs:
+    """What the monitoring stack needs besides the environment file."""
+
+    execution_role_arn: str
+    kms_key_arn: str
+    monitoring_image_uri: str  # with its tag
+    capture_s3_uri: str
+    reports_s3_uri: str
+    baseline_s3_uri: str
+
+
+def capture_prefix(data_capture_s3_uri: str, endpoint_name: str) -> str:
+    """Where SageMaker writes an endpoint's capture: <DataCaptureS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/."""
+    return f"{data_capture_s3_uri.rstrip('/')}/{endpoint_name}/"
+
+
+def monitoring_prefix(project: Project, environment: str) -> str:
+    """The key prefix of the environment's monitoring files in the artifact bucket (baselines/, reports/)."""
+    return f"{project.name}/monitoring/{environment}"
+
+
+def capture_window_hours(env: EnvironmentConfig) -> int:
+    """Hours of capture each drift run reads: monitoring.capture_window_hours, else the rate() schedule's interval."""
+    monitoring = env.data["monitoring"]
+    if "capture_window_hours" in monitoring:
+        return monitoring["capture_window_hours"]
+    expression = monitoring["schedule_expression"]
+    match = RATE.match(expression)
+    if not match:
+        raise ReleaseError(
+            f"infra/config/{env.name}.json: monitoring.schedule_expression = {json.dumps(expression)} does not say "
+            "how many hours of capture each drift run should read",
+            f"add monitoring.capture_window_hours (1-{MAX_CAPTURE_WINDOW_HOURS}, the hours between two runs) or use "
+            'a schedule such as "rate(6 hours)"',
+        )
+    count, unit = int(match.group(1)), match.group(2)
+    hours = {"minute": (count + 59) // 60, "hour": count, "day": count * 24}[unit.rstrip("s")]
+    if not 1 <= hours <= MAX_CAPTURE_WINDOW_HOURS:
+        raise ReleaseError(
+            f"infra/config/{env.name}.json: monitoring.schedule_expression = {json.dumps(expression)} would make "
+            f"each drift run read {hours} hours of capture; allowed are 1 to {MAX_CAPTURE_WINDOW_HOURS}",
+            "use an interval from 1 minute to 31 days",
+        )
+    return hours
+
+
+def monitoring_stack_parameters(project: Project, env: EnvironmentConfig, inputs: MonitoringInputs) -> dict[str, str]:
+    """The monitoring stack's parameters (infra/lib/monitoring.yaml) that the project sets; the rest keep defaults."""
+    monitoring, network = env.data["monitoring"], env.data["network"]
+    return {
+        "ProjectName": project.name,
+        "Environment": env.name,
+        "EndpointName": env.endpoint_name,
+        "ExecutionRoleArn": inputs.execution_role_arn,
+        "MonitoringImageUri": inputs.monitoring_image_uri,
+        "CaptureS3Uri": inputs.capture_s3_uri,
+        "ReportsS3Uri": inputs.reports_s3_uri,
+        "BaselineS3Uri": inputs.baseline_s3_uri,
+        "ScheduleExpression": monitoring["schedule_expression"],
+        "CaptureWindowHours": str(capture_window_hours(env)),
+        "InstanceType": monitoring["instance_type"],
+        "InstanceCount": str(monitoring["instance_count"]),
+        "AlarmEmail": monitoring["alarm_email"],
+        "KmsKeyArn": inputs.kms_key_arn,
+        "SubnetIds": ",".join(network["subnet_ids"]),
+        "SecurityGroupIds": ",".join(network["security_group_ids"]),
     }
 
 

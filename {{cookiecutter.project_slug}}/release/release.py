@@ -1,6 +1,7 @@
-"""Release the model: register, approve, deploy, promote, rollback, status.
+"""Release the model: register, approve, deploy, promote, rollback, status, monitor.
 
     python release/release.py deploy --env staging [--package 7] [--dry-run]
+    python release/release.py monitor --env staging [--dry-run]
 
 Settings come from SSM Parameter Store (/PROJECT/...) unless a flag gives them; the environment's endpoint
 settings from infra/config/<env>.json. Every command accepts --dry-run (prints the calls it would make, changes
@@ -20,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from release import commands
 from release.aws import SETTINGS
-from release.config import ENDPOINT_TEMPLATE, ENVIRONMENTS, load_project
+from release.config import ENDPOINT_TEMPLATE, ENVIRONMENTS, MONITORING_TEMPLATE, load_project
 from release.errors import ReleaseError
 from release.output import Output
 
@@ -62,8 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="what runs where, and the group's packages")
     status.add_argument("--env", choices=ENVIRONMENTS, help="one environment (default: all)")
 
+    monitor = sub.add_parser(
+        "monitor", parents=[common], help="publish the drift baselines; create or update the monitoring stack"
+    )
+    monitor.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    monitor.add_argument("--image", default="", help="monitoring image URI with tag (default: SSM URI + tag)")
+    monitor.add_argument("--image-tag", default="", help="tag of the monitoring image (default: the git commit)")
+    monitor.add_argument("--template", type=Path, default=MONITORING_TEMPLATE, help=argparse.SUPPRESS)
+
     for command in (deploy, promote, rollback):
         command.add_argument("--template", type=Path, default=ENDPOINT_TEMPLATE, help=argparse.SUPPRESS)
+    for command in (deploy, promote, rollback, monitor):
         command.add_argument(
             "--timeout", type=float, default=3 * 3600, help="seconds to follow the deployment (default 3 h)"
         )
@@ -71,9 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
+    monitoring = args.command == "monitor"
     ctx = commands.Context(
         project=load_project(),
-        template=getattr(args, "template", ENDPOINT_TEMPLATE),
+        template=ENDPOINT_TEMPLATE if monitoring else getattr(args, "template", ENDPOINT_TEMPLATE),
+        monitoring_template=args.template if monitoring else MONITORING_TEMPLATE,
         overrides={name: getattr(args, name) for name in SETTINGS},
         region=args.region,
         dry_run=args.dry_run,
@@ -90,6 +102,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         commands.promote(ctx, args.source, args.target)
     elif args.command == "rollback":
         commands.rollback(ctx, args.env)
+    elif monitoring:
+        commands.monitor(ctx, args.env, args.image, args.image_tag)
     else:
         commands.status(ctx, [args.env] if args.env else list(ENVIRONMENTS))
     return 0

@@ -1,4 +1,4 @@
-"""The endpoint stack: its state, the endpoint's state, and a change-set deployment that reports as it goes.
+"""The stacks (endpoint, monitoring): their state, the endpoint's state, and a change-set deployment that reports.
 
 create_change_set -> wait -> describe (printed) -> execute -> wait, with every new stack event printed. An empty
 change set is a no-op; a deployment that ends rolled back says which model the endpoint is left serving.
@@ -7,6 +7,7 @@ change set is a no-op; a deployment that ends rolled back says which model the e
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
@@ -20,6 +21,30 @@ NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 HEALTHY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 ENDPOINT_BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 ENDPOINT_BROKEN = {"Failed", "UpdateRollbackFailed", "OutOfService"}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a stack holds, for the messages that say what is left after a failure."""
+
+    broken: str  # a stack whose creation failed ...
+    after_rollback: str  # an update rolled back: ...
+    after_failed_create: str  # a creation failed: ...
+    uncertain: str  # a rollback could not finish: ...
+
+
+ENDPOINT = Subject(
+    broken="it holds no working endpoint",
+    after_rollback="the endpoint is InService with the model package it served before this deployment",
+    after_failed_create="no endpoint serves traffic",
+    uncertain="the endpoint's state is uncertain",
+)
+MONITORING = Subject(
+    broken="it holds no drift schedule and no alarms",
+    after_rollback="the drift job, its schedule and the alarms run as before this update",
+    after_failed_create="no drift job is scheduled and no alarm watches the endpoint",
+    uncertain="the state of the drift job, its schedule and the alarms is uncertain",
+)
 
 
 def read_stack(cloudformation, name: str) -> dict | None:
@@ -46,7 +71,7 @@ def read_endpoint(sagemaker, name: str) -> dict | None:
         raise
 
 
-def check_stack_ready(stack: dict | None, name: str) -> None:
+def check_stack_ready(stack: dict | None, name: str, subject: Subject = ENDPOINT) -> None:
     """Refuse to start on a stack that is busy or broken, saying what to do."""
     if stack is None:
         return
@@ -61,13 +86,13 @@ def check_stack_ready(stack: dict | None, name: str) -> None:
         )
     if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
         raise ReleaseError(
-            f"stack {name} is {status}: its creation failed and it holds no working endpoint",
+            f"stack {name} is {status}: its creation failed and {subject.broken}",
             f"delete it (aws cloudformation delete-stack --stack-name {name}), fix the cause shown by "
             f"aws cloudformation describe-stack-events --stack-name {name}, then deploy again",
         )
     if status == "UPDATE_ROLLBACK_FAILED":
         raise ReleaseError(
-            f"stack {name} is UPDATE_ROLLBACK_FAILED: a rollback could not finish, the endpoint's state is uncertain",
+            f"stack {name} is UPDATE_ROLLBACK_FAILED: a rollback could not finish, {subject.uncertain}",
             f"finish the rollback (aws cloudformation continue-update-rollback --stack-name {name}), then retry",
         )
     raise ReleaseError(
@@ -117,21 +142,28 @@ def deploy(
     tags: dict[str, str],
     description: str,
     timeout_seconds: float,
+    subject: Subject = ENDPOINT,
 ) -> str:
     """Run one change set to the end; returns the final stack status or raises ReleaseError saying what is left."""
     name = change_set_name()
     change_type = "UPDATE" if exists else "CREATE"
     out.say(f"creating change set {name} ({change_type}) on stack {stack_name}")
-    cloudformation.create_change_set(
-        StackName=stack_name,
-        ChangeSetName=name,
-        ChangeSetType=change_type,
-        TemplateBody=body,
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        Capabilities=CAPABILITIES,
-        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
-        Description=description[:1024],
-    )
+    try:
+        cloudformation.create_change_set(
+            StackName=stack_name,
+            ChangeSetName=name,
+            ChangeSetType=change_type,
+            TemplateBody=body,
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=CAPABILITIES,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            Description=description[:1024],
+        )
+    except ClientError as exc:  # some endpoints refuse an empty update outright instead of failing the change set
+        if not any(marker in exc.response["Error"].get("Message", "") for marker in NO_CHANGES):
+            raise
+        out.say("the stack already matches; nothing to do")
+        return "UNCHANGED"
     change_set = _wait_for_change_set(cloudformation, stack_name, name, timeout_seconds)
     if change_set["Status"] == "FAILED":
         reason = change_set.get("StatusReason", "")
@@ -158,7 +190,7 @@ def deploy(
     known = {e["EventId"] for e in cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"]}
     cloudformation.execute_change_set(StackName=stack_name, ChangeSetName=name)
     out.say(f"executing change set {name}; following the stack events (Ctrl-C stops watching, not the deployment)")
-    return wait_for_stack(cloudformation, out, stack_name, known, timeout_seconds)
+    return wait_for_stack(cloudformation, out, stack_name, known, timeout_seconds, subject)
 
 
 def _wait_for_change_set(cloudformation, stack_name: str, name: str, timeout_seconds: float) -> dict:
@@ -177,7 +209,14 @@ def _wait_for_change_set(cloudformation, stack_name: str, name: str, timeout_sec
         time.sleep(POLL_SECONDS)
 
 
-def wait_for_stack(cloudformation, out: Output, stack_name: str, known: set[str], timeout_seconds: float) -> str:
+def wait_for_stack(
+    cloudformation,
+    out: Output,
+    stack_name: str,
+    known: set[str],
+    timeout_seconds: float,
+    subject: Subject = ENDPOINT,
+) -> str:
     """Print new events until the stack settles; raise ReleaseError unless it settled on the new version."""
     deadline = time.monotonic() + timeout_seconds
     seen = set(known)
@@ -198,7 +237,7 @@ def wait_for_stack(cloudformation, out: Output, stack_name: str, known: set[str]
             )
         status = read_stack(cloudformation, stack_name)["StackStatus"]
         if not status.endswith("_IN_PROGRESS"):
-            return _settled(status, stack_name, first_failure)
+            return _settled(status, stack_name, first_failure, subject)
         if time.monotonic() > deadline:
             raise ReleaseError(
                 f"stack {stack_name} is still {status} after {timeout_seconds:.0f} s; the deployment goes on",
@@ -207,24 +246,23 @@ def wait_for_stack(cloudformation, out: Output, stack_name: str, known: set[str]
         time.sleep(POLL_SECONDS)
 
 
-def _settled(status: str, stack_name: str, cause: str) -> str:
+def _settled(status: str, stack_name: str, cause: str, subject: Subject) -> str:
     cause = cause or "see aws cloudformation describe-stack-events"
     if status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
         return status
     if status == "UPDATE_ROLLBACK_COMPLETE":
         raise ReleaseError(
-            f"the update of {stack_name} failed and CloudFormation rolled it back ({cause}); the endpoint is "
-            "InService with the model package it served before this deployment",
+            f"the update of {stack_name} failed and CloudFormation rolled it back ({cause}); {subject.after_rollback}",
             "fix the cause and deploy again; release.py status shows what runs",
         )
     if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
         raise ReleaseError(
-            f"the creation of {stack_name} failed ({cause}); the stack is {status} and no endpoint serves traffic",
+            f"the creation of {stack_name} failed ({cause}); the stack is {status} and {subject.after_failed_create}",
             f"delete the stack (aws cloudformation delete-stack --stack-name {stack_name}), fix the cause, "
             "deploy again",
         )
     raise ReleaseError(
-        f"stack {stack_name} ended {status} ({cause}); the endpoint's state is uncertain",
+        f"stack {stack_name} ended {status} ({cause}); {subject.uncertain}",
         f"finish or undo the update (aws cloudformation continue-update-rollback --stack-name {stack_name}) "
         "and check release.py status",
     )

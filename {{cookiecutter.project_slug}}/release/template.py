@@ -1,4 +1,5 @@
-"""The endpoint stack's template: read it, and check parameter values against its declarations before AWS does.
+"""The stack templates (infra/lib/endpoint.yaml, monitoring.yaml): read them, and check parameter values against
+their declarations before AWS does.
 
 CloudFormation reports a bad parameter only after a change set was requested; checking AllowedValues,
 AllowedPattern and the numeric bounds here names the parameter and the config key behind it up front.
@@ -40,18 +41,18 @@ def load_template(path: Path) -> tuple[str, dict]:
         body = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ReleaseError(
-            f"the endpoint stack template {path} is missing", "restore infra/lib/endpoint.yaml from the repository"
+            f"the stack template {path} is missing", f"restore infra/lib/{path.name} from the repository"
         ) from None
     try:
         document = yaml.load(body, Loader=_CloudFormationLoader)
     except yaml.YAMLError as exc:
         raise ReleaseError(f"{path} is not valid YAML: {exc}", "fix the template (make lint-infra checks it)") from None
     if not isinstance(document, dict) or not isinstance(document.get("Parameters"), dict):
-        raise ReleaseError(f"{path} declares no Parameters", "restore infra/lib/endpoint.yaml from the repository")
+        raise ReleaseError(f"{path} declares no Parameters", f"restore infra/lib/{path.name} from the repository")
     return body, document
 
 
-def check_parameters(parameters: dict[str, str], document: dict, source: str) -> None:
+def check_parameters(parameters: dict[str, str], document: dict, source: str, stack: str = "endpoint") -> None:
     """Raise one ReleaseError listing every parameter the template would reject."""
     declared = document["Parameters"]
     problems = []
@@ -65,7 +66,7 @@ def check_parameters(parameters: dict[str, str], document: dict, source: str) ->
         problems.extend(_value_problems(name, parameters[name], spec))
     if problems:
         raise ReleaseError(
-            "the endpoint stack would reject these parameters:\n  - " + "\n  - ".join(problems),
+            f"the {stack} stack would reject these parameters:\n  - " + "\n  - ".join(problems),
             "fix the environment file or the setting named above (flags or SSM parameters)",
         )
 
@@ -86,3 +87,13 @@ def _value_problems(name: str, value: str, spec: dict) -> list[str]:
         if "MaxValue" in spec and number > float(spec["MaxValue"]):
             return [f"{name} = {shown} is above the maximum {spec['MaxValue']}"]
     return []
+
+
+def defaults(document: dict) -> dict[str, str]:
+    """The template's parameter defaults as CloudFormation reports them back (strings)."""
+    found = {}
+    for name, spec in document["Parameters"].items():
+        if "Default" in spec:
+            value = spec["Default"]
+            found[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return found

@@ -20,7 +20,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 from release import stack
-from release.config import ENDPOINT_TEMPLATE, ROOT, load_project
+from release.config import ENDPOINT_TEMPLATE, MONITORING_TEMPLATE, ROOT, load_project
 from release.template import load_template
 
 RELEASE_DIR = ROOT / "release"
@@ -58,6 +58,25 @@ CONTRACT_PARAMETERS = [
     "SubnetIds",
     "SecurityGroupIds",
     "EnableNetworkIsolation",
+]
+# The monitoring stack's parameters (infra/lib/monitoring.yaml); used when the repository has no monitoring.
+MONITORING_CONTRACT_PARAMETERS = [
+    "ProjectName",
+    "Environment",
+    "EndpointName",
+    "ExecutionRoleArn",
+    "MonitoringImageUri",
+    "CaptureS3Uri",
+    "ReportsS3Uri",
+    "BaselineS3Uri",
+    "ScheduleExpression",
+    "CaptureWindowHours",
+    "InstanceType",
+    "InstanceCount",
+    "AlarmEmail",
+    "KmsKeyArn",
+    "SubnetIds",
+    "SecurityGroupIds",
 ]
 
 
@@ -136,6 +155,7 @@ def toolchain(aws, project):
         "model-package-group": group,
         "sagemaker-execution-role-arn": f"arn:aws:iam::{ACCOUNT}:role/{project.name}-sagemaker",
         "inference-image-uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{project.name}-inference",
+        "monitoring-image-uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{project.name}/monitoring",
     }
     ssm = client("ssm")
     for name, value in values.items():
@@ -173,17 +193,9 @@ def moto_template(tmp_path_factory) -> Path:
     deployments on moto use the real parameter declarations with a minimal SageMaker model, configuration and
     endpoint. The real template itself is checked by cfn-lint and by test_config's parameter contract.
     """
-    if ENDPOINT_TEMPLATE.is_file():
-        parameters = copy.deepcopy(load_template(ENDPOINT_TEMPLATE)[1]["Parameters"])
-    else:
-        parameters = {name: {"Type": "String", "Default": ""} for name in CONTRACT_PARAMETERS}
-    for spec in parameters.values():
-        spec.pop("AllowedPattern", None)
-        if spec["Type"] == "CommaDelimitedList":  # moto reports these back as "['a', 'b']" instead of "a,b"
-            spec["Type"] = "String"
     document = {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Parameters": parameters,
+        "Parameters": _moto_parameters(ENDPOINT_TEMPLATE, CONTRACT_PARAMETERS),
         "Resources": {
             "Model": {
                 "Type": "AWS::SageMaker::Model",
@@ -214,6 +226,52 @@ def moto_template(tmp_path_factory) -> Path:
         "Outputs": {"ModelPackageArn": {"Value": {"Ref": "ModelPackageArn"}}},
     }
     path = tmp_path_factory.mktemp("template") / "endpoint.json"
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return path
+
+
+def _moto_parameters(path: Path, contract: list[str]) -> dict:
+    if path.is_file():
+        parameters = copy.deepcopy(load_template(path)[1]["Parameters"])
+    else:
+        parameters = {name: {"Type": "String", "Default": ""} for name in contract}
+    for spec in parameters.values():
+        spec.pop("AllowedPattern", None)
+        if spec["Type"] == "CommaDelimitedList":  # moto reports these back as "['a', 'b']" instead of "a,b"
+            spec["Type"] = "String"
+    return parameters
+
+
+@pytest.fixture(scope="session")
+def moto_monitoring_template(tmp_path_factory) -> Path:
+    """The monitoring stack's parameters (from infra/lib/monitoring.yaml) over resources moto's CloudFormation runs.
+
+    moto cannot create AWS::SageMaker::Pipeline or AWS::Scheduler::Schedule, so deployments on moto keep the real
+    parameter declarations, the SNS topic and the failed-run rule (moto has no AWS::CloudWatch::Alarm either).
+    The real template is checked by cfn-lint, infra/tests and test_monitor's parameter contract.
+    """
+    topic_name = {"Fn::Sub": "${ProjectName}-monitoring-${Environment}"}
+    document = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": _moto_parameters(MONITORING_TEMPLATE, MONITORING_CONTRACT_PARAMETERS),
+        "Resources": {
+            "AlarmTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": topic_name}},
+            "DriftRunFailedRule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Name": {"Fn::Sub": "${ProjectName}-drift-failed-${Environment}"},
+                    "Description": {"Fn::Sub": "drift runs of ${EndpointName} on ${ScheduleExpression}"},
+                    "EventPattern": {"source": ["aws.sagemaker"]},
+                    "Targets": [{"Id": "alarm-topic", "Arn": {"Ref": "AlarmTopic"}}],
+                },
+            },
+        },
+        "Outputs": {
+            "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
+            "CaptureS3Uri": {"Value": {"Ref": "CaptureS3Uri"}},
+        },
+    }
+    path = tmp_path_factory.mktemp("template") / "monitoring.json"
     path.write_text(json.dumps(document, indent=1), encoding="utf-8")
     return path
 

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from release import commands, config, stack
@@ -309,3 +310,23 @@ def test_a_rejected_create_change_set_leaves_nothing_behind(aws):
             timeout_seconds=60,
         )
     stubber.assert_no_pending_responses()
+
+
+def test_an_empty_update_refused_by_create_change_set_is_a_no_op(aws, capsys):
+    cloudformation, stubber = stubbed_cloudformation()
+    stubber.add_client_error("create_change_set", "ValidationError", "No updates are to be performed.", 400)
+    stubber.add_client_error("create_change_set", "ValidationError", "Template format error", 400)
+    arguments = {
+        "stack_name": "s",
+        "exists": True,
+        "body": "{}",
+        "parameters": {"A": "1"},
+        "tags": {},
+        "description": "d",
+        "timeout_seconds": 60,
+    }
+    with stubber:
+        assert stack.deploy(cloudformation, Output(), **arguments) == "UNCHANGED"
+        with pytest.raises(ClientError, match="Template format error"):
+            stack.deploy(cloudformation, Output(), **arguments)
+    assert "nothing to do" in capsys.readouterr().out
