@@ -108,6 +108,21 @@ def test_leftover_check_sees_jinja_but_allows_github_expressions():
     assert leftovers(".github/workflows/ci.yml", "run: echo ${{ github.sha }} {{ oops }}")
 
 
+class TaggedLoader(yaml.SafeLoader):
+    """SafeLoader that also reads CloudFormation's short forms (!Ref, !Sub, !GetAtt ...) as plain nodes."""
+
+
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return {suffix: loader.construct_mapping(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node)}
+    return {suffix: loader.construct_scalar(node)}
+
+
+TaggedLoader.add_multi_constructor("!", _construct_tag)
+
+
 @pytest.mark.parametrize("name", IDS)
 def test_structured_files_parse(bakes, name):
     project = bakes[name].cookiecutter
@@ -118,7 +133,7 @@ def test_structured_files_parse(bakes, name):
             if relpath.endswith(".json"):
                 json.loads(path.read_text(encoding="utf-8"))
             elif relpath.endswith((".yml", ".yaml")):
-                list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+                list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=TaggedLoader))
             elif relpath.endswith(".toml"):
                 tomllib.loads(path.read_text(encoding="utf-8"))
         except (ValueError, yaml.YAMLError) as error:
