@@ -89,6 +89,9 @@ CONTENT_TYPES = ["text/csv", "application/json", "application/jsonlines"]
 RESPONSE_TYPES = ["application/json", "text/csv", "application/jsonlines"]
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+(\.[a-z0-9-]+)+$")
 MAX_RUNTIME_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
+SUBNET_ID = re.compile(r"^subnet-[0-9a-f]+$")
+SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]+$")
+MAX_SUBNETS, MAX_SECURITY_GROUPS = 16, 5  # SageMaker's VpcConfig limits
 
 # SSM parameters written by the toolchain stack (infra/lib/toolchain.yaml), keyed by the setting they fill.
 SSM_PARAMETERS = {
@@ -128,6 +131,19 @@ class Training:
 
 
 @dataclass(frozen=True)
+class Network:
+    """The "network" block of infra/config/<env>.json: the VPC and isolation of every Processing and training job."""
+
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    enable_network_isolation: bool = False
+
+    @property
+    def in_vpc(self) -> bool:
+        return bool(self.subnet_ids)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the definition depends on; `placeholders` lists the fields not taken from flags or SSM."""
 
@@ -147,6 +163,7 @@ class Settings:
     input_data_url: str
     kms_key_arn: str | None = None
     placeholders: tuple[str, ...] = field(default=())
+    network: Network = field(default=Network())
 
 
 def project_settings(root: Path = ROOT) -> tuple[str, str]:
@@ -166,8 +183,8 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def load_training(env: str, config_dir: Path | None = None) -> tuple[Training, str | None]:
-    """The "training" block of infra/config/<env>.json, validated; also the file's region (may be empty)."""
+def read_config(env: str, config_dir: Path | None = None) -> tuple[Path, object]:
+    """infra/config/<env>.json, parsed: (its path, its content)."""
     config_dir = config_dir or CONFIG_DIR
     available = sorted(p.stem for p in config_dir.glob("*.json"))
     path = config_dir / f"{env}.json"
@@ -177,9 +194,14 @@ def load_training(env: str, config_dir: Path | None = None) -> tuple[Training, s
             f" or add {_display(path)}"
         )
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        return path, json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UsageError(f"{_display(path)} is not valid JSON: {exc}") from None
+
+
+def load_training(env: str, config_dir: Path | None = None) -> tuple[Training, str | None]:
+    """The "training" block of infra/config/<env>.json, validated; also the file's region (may be empty)."""
+    path, config = read_config(env, config_dir)
     if not isinstance(config, dict) or not isinstance(config.get("training"), dict):
         raise _config_error(
             path, "training", config.get("training") if isinstance(config, dict) else config, "add a training object"
@@ -225,6 +247,55 @@ def load_training(env: str, config_dir: Path | None = None) -> tuple[Training, s
     )
     region = config.get("region")
     return training, region if isinstance(region, str) and region else None
+
+
+def load_network(env: str, config_dir: Path | None = None) -> Network:
+    """The "network" block of infra/config/<env>.json, validated; absent keys mean no VPC and no isolation.
+
+    Subnets without security groups (or the reverse) are refused: SageMaker's VpcConfig needs both.
+    """
+    path, config = read_config(env, config_dir)
+    block = config.get("network", {}) if isinstance(config, dict) else None
+    if not isinstance(block, dict):
+        raise _config_error(
+            path, "network", block, "give an object with subnet_ids, security_group_ids and enable_network_isolation"
+        )
+
+    def ids(key: str, pattern: re.Pattern, example: str, limit: int) -> tuple[str, ...]:
+        values = block.get(key, [])
+        if not isinstance(values, list):
+            raise _config_error(path, f"network.{key}", values, f'give a list of ids such as ["{example}"], or []')
+        if len(values) > limit:
+            raise _config_error(path, f"network.{key}", values, f"give at most {limit} ids (SageMaker's limit)")
+        for index, value in enumerate(values):
+            if not isinstance(value, str) or not pattern.match(value):
+                raise _config_error(
+                    path, f"network.{key}[{index}]", value, f"give an id such as {example} ({pattern.pattern})"
+                )
+        return tuple(values)
+
+    subnets = ids("subnet_ids", SUBNET_ID, "subnet-0123456789abcdef0", MAX_SUBNETS)
+    groups = ids("security_group_ids", SECURITY_GROUP_ID, "sg-0123456789abcdef0", MAX_SECURITY_GROUPS)
+    if subnets and not groups:
+        raise _config_error(
+            path,
+            "network.security_group_ids",
+            [],
+            "jobs in a VPC need at least one security group: add the sg- ids the jobs may use (they must allow"
+            " traffic between the job's instances and reach S3/ECR), or empty network.subnet_ids to run outside a VPC",
+        )
+    if groups and not subnets:
+        raise _config_error(
+            path,
+            "network.subnet_ids",
+            [],
+            "security groups apply only in a VPC: add the subnet- ids the jobs run in,"
+            " or empty network.security_group_ids",
+        )
+    isolation = block.get("enable_network_isolation", False)
+    if not isinstance(isolation, bool):
+        raise _config_error(path, "network.enable_network_isolation", isolation, "give true or false")
+    return Network(subnet_ids=subnets, security_group_ids=groups, enable_network_isolation=isolation)
 
 
 def load_hyperparameters(path: Path = ROOT / "model" / "config" / "hyperparameters.json") -> dict[str, str]:
@@ -323,6 +394,7 @@ def resolve_settings(args: argparse.Namespace, ssm_client_factory: Callable[[str
         input_data_url=args.input_data_url or f"s3://{bucket}/{project}/data/",
         kms_key_arn=values.get("kms_key_arn") or None,
         placeholders=tuple(placeholders),
+        network=load_network(args.env),
     )
 
 
@@ -393,6 +465,7 @@ def build_pipeline(settings: Settings, boto_session=None):
     _prepare_sdk_environment(settings.region)
     import boto3
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.core.network import NetworkConfig
     from sagemaker.core.processing import Processor
     from sagemaker.core.shapes import (
         OutputDataConfig,
@@ -415,7 +488,7 @@ def build_pipeline(settings: Settings, boto_session=None):
     from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
     from sagemaker.serve.model_builder import ModelBuilder
     from sagemaker.train import ModelTrainer
-    from sagemaker.train.configs import Compute, InputData
+    from sagemaker.train.configs import Compute, InputData, Networking
 
     _quiet_sdk()
     _validate_sdk_config_once()
@@ -443,6 +516,12 @@ def build_pipeline(settings: Settings, boto_session=None):
     inference_image = Join(on=":", values=[settings.inference_image_uri, image_tag])
     cache = CacheConfig(enable_caching=True, expire_after=CACHE_EXPIRE_AFTER)
     prefix = f"s3://{settings.bucket}/{settings.project}/pipeline"
+    # infra/config/<env>.json "network": every job in the VPC when subnets are set, isolated when asked; else neither.
+    net = settings.network
+    vpc = {"subnets": list(net.subnet_ids), "security_group_ids": list(net.security_group_ids)} if net.in_vpc else {}
+    networked = net.in_vpc or net.enable_network_isolation
+    network_config = NetworkConfig(enable_network_isolation=net.enable_network_isolation, **vpc) if networked else None
+    networking = Networking(enable_network_isolation=net.enable_network_isolation, **vpc) if networked else None
 
     def output_uri(step: str, name: str):
         # Per execution, so a run never overwrites another's data; outputs are not part of the cache key.
@@ -472,6 +551,7 @@ def build_pipeline(settings: Settings, boto_session=None):
             volume_kms_key=settings.kms_key_arn,
             output_kms_key=settings.kms_key_arn,
             env={"GIT_COMMIT": image_tag},
+            network_config=network_config,
             sagemaker_session=session,
         )
 
@@ -507,6 +587,7 @@ def build_pipeline(settings: Settings, boto_session=None):
         output_data_config=OutputDataConfig(s3_output_path=f"{prefix}/training", kms_key_id=settings.kms_key_arn),
         hyperparameters=settings.hyperparameters,
         environment={"GIT_COMMIT": image_tag},
+        networking=networking,
         sagemaker_session=session,
     )
     train = TrainingStep(
@@ -733,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--env", required=True, help="the infra/config/<env>.json whose training block to use")
+        sub.add_argument("--env", required=True, help="the infra/config/<env>.json to use (training, network)")
         sub.add_argument("--region", help="AWS region (default: the config's region, else pyproject.toml's)")
         sub.add_argument("--image-tag", help="image tag to run (default: the git commit of HEAD)")
         sub.add_argument("--input-data-url", help="S3 URI of the raw data (default: s3://<bucket>/<project>/data/)")

@@ -248,9 +248,10 @@ def test_definition_marks_its_placeholders(no_network, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------------ bad input
-def write_config(folder: Path, env: str, mutate) -> Path:
+def write_config(folder: Path, env: str, mutate, whole: bool = False) -> Path:
+    """dev.json changed by `mutate` (given the training block, or with whole=True the whole config) in `folder`."""
     config = json.loads((ROOT / "infra" / "config" / "dev.json").read_text(encoding="utf-8"))
-    mutate(config["training"])
+    mutate(config if whole else config["training"])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{env}.json").write_text(json.dumps(config), encoding="utf-8")
     return folder
@@ -291,6 +292,107 @@ def test_tagged_image_uri_is_refused(no_network, tmp_path, capsys):
     argv = ["definition", "--env", "dev", "--train-image-uri", f"{TRAIN_REPO}:v1", "--output", str(tmp_path / "d")]
     assert sp.main(argv) == 2
     assert "without a tag" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------- network
+SUBNETS = ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"]
+GROUPS = ["sg-0123456789abcdef0"]
+
+
+def network_definition(monkeypatch, tmp_path, network: dict) -> dict:
+    def mutate(config: dict) -> None:
+        config["network"] = network
+
+    monkeypatch.setattr(sp, "CONFIG_DIR", write_config(tmp_path / "config", "dev", mutate, whole=True))
+    out = tmp_path / "definition.json"
+    assert sp.main(["definition", "--env", "dev", "--region", REGION, "--output", str(out)]) == 0
+    return steps_by_name(json.loads(out.read_text(encoding="utf-8")))
+
+
+def job_steps(steps: dict[str, dict]) -> dict[str, dict]:
+    jobs = {name: s["Arguments"] for name, s in steps.items() if s["Type"] in ("Processing", "Training")}
+    assert set(jobs) == {sp.PREPARE_STEP, sp.TRAIN_STEP, sp.EVALUATE_STEP}
+    return jobs
+
+
+def test_no_network_settings_leave_the_jobs_outside_a_vpc(definition):
+    for name, arguments in job_steps(steps_by_name(definition)).items():
+        assert "VpcConfig" not in arguments and "NetworkConfig" not in arguments, name
+        assert not arguments.get("EnableNetworkIsolation"), name
+
+
+def test_subnets_put_every_job_in_the_vpc(no_network, monkeypatch, tmp_path):
+    network = {"subnet_ids": SUBNETS, "security_group_ids": GROUPS, "enable_network_isolation": True}
+    jobs = job_steps(network_definition(monkeypatch, tmp_path, network))
+    vpc = {"Subnets": SUBNETS, "SecurityGroupIds": GROUPS}
+    assert jobs[sp.TRAIN_STEP]["VpcConfig"] == vpc
+    assert jobs[sp.TRAIN_STEP]["EnableNetworkIsolation"] is True
+    for name in (sp.PREPARE_STEP, sp.EVALUATE_STEP):
+        assert jobs[name]["NetworkConfig"] == {"EnableNetworkIsolation": True, "VpcConfig": vpc}, name
+
+
+def test_isolation_without_a_vpc(no_network, monkeypatch, tmp_path):
+    network = {"subnet_ids": [], "security_group_ids": [], "enable_network_isolation": True}
+    jobs = job_steps(network_definition(monkeypatch, tmp_path, network))
+    assert jobs[sp.TRAIN_STEP]["EnableNetworkIsolation"] is True
+    assert "VpcConfig" not in jobs[sp.TRAIN_STEP]
+    for name in (sp.PREPARE_STEP, sp.EVALUATE_STEP):
+        assert jobs[name]["NetworkConfig"] == {"EnableNetworkIsolation": True}, name
+
+
+def test_vpc_without_isolation(no_network, monkeypatch, tmp_path):
+    network = {"subnet_ids": SUBNETS[:1], "security_group_ids": GROUPS, "enable_network_isolation": False}
+    jobs = job_steps(network_definition(monkeypatch, tmp_path, network))
+    assert jobs[sp.TRAIN_STEP]["VpcConfig"]["Subnets"] == SUBNETS[:1]
+    assert not jobs[sp.TRAIN_STEP].get("EnableNetworkIsolation")
+    assert jobs[sp.PREPARE_STEP]["NetworkConfig"]["EnableNetworkIsolation"] is False
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_shipped_network_settings_load(env):
+    network = sp.load_network(env)
+    assert bool(network.subnet_ids) == bool(network.security_group_ids)
+
+
+@pytest.mark.parametrize(
+    ("network", "expected"),
+    [
+        (
+            {"subnet_ids": SUBNETS, "security_group_ids": []},
+            ["dev.json: network.security_group_ids = []", "at least one security group", "sg-"],
+        ),
+        (
+            {"subnet_ids": [], "security_group_ids": GROUPS},
+            ["network.subnet_ids = []", "add the subnet- ids", "or empty network.security_group_ids"],
+        ),
+        (
+            {"subnet_ids": ["subnet-0abc", "vpc-0abc"], "security_group_ids": GROUPS},
+            ["network.subnet_ids[1] = 'vpc-0abc'", "give an id such as subnet-", "^subnet-[0-9a-f]+$"],
+        ),
+        (
+            {"subnet_ids": SUBNETS, "security_group_ids": ["sg-XYZ"]},
+            ["network.security_group_ids[0] = 'sg-XYZ'", "give an id such as sg-", "^sg-[0-9a-f]+$"],
+        ),
+        ({"subnet_ids": "subnet-0abc", "security_group_ids": GROUPS}, ["network.subnet_ids = 'subnet-0abc'", "list"]),
+        ({"enable_network_isolation": "yes"}, ["network.enable_network_isolation = 'yes'", "true or false"]),
+        (
+            {"subnet_ids": [f"subnet-{i:x}" for i in range(17)], "security_group_ids": GROUPS},
+            ["network.subnet_ids", "at most 16"],
+        ),
+        ([], ["network = []", "give an object"]),
+    ],
+    ids=["no-groups", "no-subnets", "subnet-id", "group-id", "not-a-list", "isolation", "too-many", "block"],
+)
+def test_bad_network_exits_2_naming_field_value_and_fix(no_network, monkeypatch, tmp_path, capsys, network, expected):
+    def mutate(config: dict) -> None:
+        config["network"] = network
+
+    monkeypatch.setattr(sp, "CONFIG_DIR", write_config(tmp_path / "config", "dev", mutate, whole=True))
+    assert sp.main(["definition", "--env", "dev", "--output", str(tmp_path / "d.json")]) == 2
+    err = capsys.readouterr().err
+    for fragment in expected:
+        assert fragment in err
+    assert not (tmp_path / "d.json").exists()
 
 
 # ---------------------------------------------------------------------------------------------- upsert (moto)
