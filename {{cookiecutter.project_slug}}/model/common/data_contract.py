@@ -317,16 +317,29 @@ class Schema:
         return array
 
     # ------------------------------------------------------------ model inputs
-    def to_model_inputs(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Validated columns -> the named [n, 1] tensors the exported model takes (float32 and str)."""
+    def to_model_inputs(
+        self, columns: Mapping[str, np.ndarray], input_names: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Validated columns -> the [n, 1] tensors the exported model takes (float32 and str), in schema order.
+
+        ONNX graph inputs follow the schema's feature order, but the converter rewrites names that are not
+        identifiers (``mean radius`` becomes ``mean_radius``, colliding names get suffixes), so the tensors are
+        keyed by the graph's own input names, position by position; without them, by feature name.
+        """
+        names = self.feature_names if input_names is None else list(input_names)
+        if len(names) != len(self.features):
+            raise ValueError(
+                f"the model takes {len(names)} inputs but schema.json lists {len(self.features)} features: "
+                "the artifact and its schema.json do not belong together (retrain)"
+            )
         inputs = {}
-        for feature in self.features:
+        for key, feature in zip(names, self.features, strict=True):
             column = columns[feature.name]
             if feature.is_numeric:
-                inputs[feature.name] = column.astype(np.float32).reshape(-1, 1)
+                inputs[key] = column.astype(np.float32).reshape(-1, 1)
             else:
                 filled = [MISSING_CATEGORY if v is None else v for v in column]
-                inputs[feature.name] = np.array(filled, dtype=object).reshape(-1, 1)
+                inputs[key] = np.array(filled, dtype=object).reshape(-1, 1)
         return inputs
 
     def to_frame(self, columns: Mapping[str, np.ndarray]):

@@ -135,6 +135,12 @@ class Scorer:
         if self.format == "onnx":
             self._session = _onnx_session(model_path)
             self._output_names = [o.name for o in self._session.get_outputs()]
+            self._input_names = [i.name for i in self._session.get_inputs()]
+            if len(self._input_names) != len(self.schema.features):
+                raise ArtifactError(
+                    f"{model_path} takes {len(self._input_names)} inputs but {self.model_dir / SCHEMA_FILE} lists "
+                    f"{len(self.schema.features)} features: retrain, or restore the original model.tar.gz"
+                )
         elif self.format == "skops":
             self._model = _skops_load(model_path, self.metadata.get("skops_trusted_types", []))
         else:
@@ -146,7 +152,7 @@ class Scorer:
 
     def predict(self, columns: dict[str, np.ndarray]) -> Prediction:
         if self.format == "onnx":
-            outputs = self._session.run(self._output_names, self.schema.to_model_inputs(columns))
+            outputs = self._session.run(self._output_names, self.schema.to_model_inputs(columns, self._input_names))
             if self.schema.is_classification:
                 return Prediction(np.asarray(outputs[0]).astype(np.int64).ravel(), np.asarray(outputs[1]))
             return Prediction(np.asarray(outputs[0], dtype=np.float64).ravel())

@@ -12,6 +12,7 @@ import pytest
 
 import dataset
 import hyperparameters as hp
+import onnx_export
 import train
 from fixtures_train import (
     CONFIG,
@@ -135,7 +136,7 @@ def test_metadata_records_the_model_sha256(opt_ml_run):
 def test_onnx_parity_with_scikit_learn_is_recorded(opt_ml_run, trained):
     parity = opt_ml_run.metadata["onnx_parity"]
     assert parity["passed"] is True
-    assert parity["max_abs_diff"] <= train.PARITY_MAX_ABS_DIFF
+    assert parity["max_abs_diff"] <= onnx_export.PARITY_MAX_ABS_DIFF
     assert parity["rows"] == len(dataset.read_table(trained.validation_path))
 
 
@@ -256,6 +257,6 @@ def test_a_stop_signal_during_onnx_export_ends_training_instead_of_falling_back(
     def stopped(*_args):
         raise train.TrainingError("training stopped by signal SIGTERM")
 
-    monkeypatch.setattr(train, "export_onnx", stopped)
+    monkeypatch.setattr(onnx_export, "export_onnx", stopped)
     with pytest.raises(train.TrainingError, match="SIGTERM"):
-        train.serialise(None, schema, hp.parse({}), {})
+        onnx_export.serialise(None, schema, hp.parse({}), {})
