@@ -41,7 +41,7 @@ def collect_metrics(
             metrics.append({"name": f"model_quality_{name}", "value": float(value), "unit": "None"})
     for facet, values in ((quality or {}).get("bias") or {}).items():
         for name, value in values.items():
-            if name not in ("n_a", "n_d") and value is not None and not math.isnan(value):
+            if name not in ("n_a", "n_d", "n_missing") and value is not None and not math.isnan(value):
                 metrics.append({"name": f"model_bias_{name}_{facet}", "value": float(value), "unit": "None"})
     return metrics
 

@@ -12,6 +12,7 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from data_contract import file_stem
 from violations import DriftResult, Violation
 
 MAX_PLOTS = 12
@@ -74,7 +75,7 @@ def write_report(
     for result in to_plot[:MAX_PLOTS]:
         png = plot_drift(result)
         plots_dir.mkdir(parents=True, exist_ok=True)
-        (plots_dir / f"{result.feature.replace(':', '_')}.png").write_bytes(png)
+        (plots_dir / f"{file_stem(result.feature)}.png").write_bytes(png)
         figures.append((result, base64.b64encode(png).decode()))
 
     e = html.escape

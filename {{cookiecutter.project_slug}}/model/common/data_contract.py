@@ -17,6 +17,9 @@ import numpy as np
 
 PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
 FEATURE_TYPES = ("integer", "float", "categorical")
+FACET_TYPES = ("categorical", "numeric")
+MISSING_TARGET_POLICIES = ("refuse", "drop")
+UNKNOWN_CATEGORY_POLICIES = ("refuse", "accept")
 # Missing categorical values reach the encoder as this token under training and serving alike; a
 # one-hot encoder then learns "missing" as a category of its own.
 MISSING_CATEGORY = "__missing__"
@@ -58,9 +61,25 @@ class DataValidationError(ValueError):
     def __init__(self, issues: Sequence[Issue], total: int | None = None):
         self.issues = list(issues)
         self.total = total if total is not None else len(self.issues)
-        shown = "; ".join(str(i) for i in self.issues[:MAX_REPORTED_ISSUES])
-        more = self.total - min(len(self.issues), MAX_REPORTED_ISSUES)
-        super().__init__(shown + (f"; and {more} more" if more > 0 else ""))
+        shown = _shown_issues(self.issues)
+        more = self.total - len(shown)
+        super().__init__("; ".join(map(str, shown)) + (f"; and {more} more" if more > 0 else ""))
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column with a problem, in the order found."""
+        return list(dict.fromkeys(i.column for i in self.issues))
+
+
+def _shown_issues(issues: Sequence[Issue]) -> list[Issue]:
+    """The issues a message shows: the first few, but at least one of every column, so none is hidden."""
+    shown = list(issues[:MAX_REPORTED_ISSUES])
+    listed = {i.column for i in shown}
+    for issue in issues[MAX_REPORTED_ISSUES:]:
+        if issue.column not in listed:
+            shown.append(issue)
+            listed.add(issue.column)
+    return shown
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,9 @@ class Feature:
     maximum: float | None = None
     categories: tuple[str, ...] = ()
     description: str = ""
+    # "accept": values outside `categories` are valid and encoded as unseen (all-zero one-hot); for long tails
+    # such as product codes, where only the frequent values are listed.
+    unknown_categories: str = "refuse"
 
     @property
     def is_numeric(self) -> bool:
@@ -80,11 +102,42 @@ class Feature:
 
 @dataclass(frozen=True)
 class SensitiveFeature:
-    """A facet for bias metrics, named as SageMaker Clarify names it (facet_values_or_threshold = group d)."""
+    """A facet for bias metrics, named as SageMaker Clarify names it (facet_values_or_threshold = group d).
+
+    A categorical facet lists the values of group d; a numeric facet gives one threshold and group d is every
+    value above it, as in Clarify. A facet may also be a model feature (then the endpoint sees it too) or a
+    column the model never takes. Rows where the facet is missing belong to neither group.
+    """
 
     name: str
     facet_values_or_threshold: tuple
     categories: tuple[str, ...] = ()
+    type: str = "categorical"
+    nullable: bool = True
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type == "numeric"
+
+    def coerce(self, values: Sequence) -> tuple[np.ndarray, list[Issue]]:
+        """Raw column -> float64 with NaN (numeric) or str with None (categorical), and what is wrong with it."""
+        if self.is_numeric:
+            return _coerce_numeric(Feature(self.name, "float", nullable=self.nullable), values)
+        feature = Feature(self.name, "categorical", nullable=self.nullable, categories=self.categories)
+        if not self.categories:
+            feature = Feature(self.name, "categorical", nullable=self.nullable, unknown_categories="accept")
+        return _coerce_categorical(feature, values)
+
+    def groups(self, values: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        """(in_d, known): membership of facet d, and which rows have a facet value at all."""
+        if self.is_numeric:
+            numeric = np.array([np.nan if is_missing(v) else v for v in values], dtype=np.float64)
+            known = ~np.isnan(numeric)
+            return known & (numeric > float(self.facet_values_or_threshold[0])), known
+        keys = [None if is_missing(v) else _label_key(v) for v in values]
+        known = np.array([k is not None for k in keys], dtype=bool)
+        group = set(self.facet_values_or_threshold)
+        return np.array([k in group for k in keys], dtype=bool), known
 
 
 @dataclass(frozen=True)
@@ -95,6 +148,7 @@ class Schema:
     classes: tuple[str, ...] = ()
     label_values_or_threshold: tuple = ()
     sensitive_features: tuple[SensitiveFeature, ...] = ()
+    missing_target: str = "refuse"
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     # ------------------------------------------------------------------ loading
@@ -154,17 +208,26 @@ class Schema:
             if None not in (bounds["minimum"], bounds["maximum"]) and bounds["minimum"] > bounds["maximum"]:
                 raise fail(f"{where}.minimum", bounds["minimum"], "must not exceed 'maximum'")
             categories = item.get("categories", [])
+            unknown = item.get("unknown_categories", "refuse")
             if ftype == "categorical":
-                if (
-                    not isinstance(categories, list)
-                    or not categories
-                    or not all(isinstance(c, str) and c for c in categories)
-                ):
-                    raise fail(f"{where}.categories", categories, "list the allowed values as non-empty strings")
+                if not isinstance(categories, list) or not categories or not all(_is_label(c) for c in categories):
+                    raise fail(
+                        f"{where}.categories", categories, "list the allowed values (strings, integers or booleans)"
+                    )
+                categories = [_label_key(c) for c in categories]
+                if len(set(categories)) != len(categories):
+                    raise fail(f"{where}.categories", categories, "list each category once")
                 if MISSING_CATEGORY in categories:
                     raise fail(f"{where}.categories", MISSING_CATEGORY, "this token is reserved for missing values")
-            elif categories:
-                raise fail(f"{where}.categories", categories, "categories apply to categorical features only")
+                if unknown not in UNKNOWN_CATEGORY_POLICIES:
+                    raise fail(
+                        f"{where}.unknown_categories",
+                        unknown,
+                        "use 'refuse' (values outside categories are errors) or 'accept' (encoded as unseen)",
+                    )
+            elif categories or "unknown_categories" in item:
+                key = "categories" if categories else "unknown_categories"
+                raise fail(f"{where}.{key}", item.get(key), f"{key} apply to categorical features only")
             features.append(
                 Feature(
                     name=name,
@@ -174,6 +237,7 @@ class Schema:
                     maximum=bounds["maximum"],
                     categories=tuple(categories),
                     description=str(item.get("description", "")),
+                    unknown_categories=unknown if ftype == "categorical" else "refuse",
                 )
             )
         classes = data.get("classes", [])
@@ -182,35 +246,89 @@ class Schema:
                 raise fail("classes", classes, "regression has no classes: remove the field")
         else:
             minimum = 2 if problem_type == "binary_classification" else 3
+            keys = [_label_key(c) for c in classes] if isinstance(classes, list) else []
             if (
                 not isinstance(classes, list)
                 or len(classes) < minimum
                 or (problem_type == "binary_classification" and len(classes) != 2)
-                or not all(isinstance(c, str) and c for c in classes)
-                or len(set(classes)) != len(classes)
+                or not all(_is_label(c) for c in classes)
+                or len(set(keys)) != len(keys)
             ):
                 expected = "exactly 2" if problem_type == "binary_classification" else "at least 3"
-                raise fail("classes", classes, f"list {expected} distinct label values as strings")
+                raise fail(
+                    "classes",
+                    classes,
+                    f"list {expected} distinct label values as the data holds them (strings, integers or booleans)",
+                )
+            classes = keys
         label_values = data.get("label_values_or_threshold", [])
         if not isinstance(label_values, list):
             raise fail("label_values_or_threshold", label_values, "give a list (Clarify's positive outcome)")
         if problem_type == "regression":
             if len(label_values) != 1 or not isinstance(label_values[0], (int, float)):
                 raise fail("label_values_or_threshold", label_values, "give one threshold, e.g. [100.0]")
-        elif not label_values or not set(label_values) <= set(classes):
-            raise fail("label_values_or_threshold", label_values, f"list the positive classes among {classes}")
+        else:
+            label_values = [_label_key(v) if _is_label(v) else v for v in label_values]
+            if not label_values or not set(map(str, label_values)) <= set(classes):
+                raise fail("label_values_or_threshold", label_values, f"list the positive classes among {classes}")
+        missing_target = data.get("missing_target", "refuse")
+        if missing_target not in MISSING_TARGET_POLICIES:
+            raise fail(
+                "missing_target",
+                missing_target,
+                "use 'refuse' (rows without a label are errors) or 'drop' (they are left out of training)",
+            )
+        by_name = {f.name: f for f in features}
         sensitive = []
-        for i, item in enumerate(data.get("sensitive_features", [])):
+        raw_sensitive = data.get("sensitive_features", [])
+        if not isinstance(raw_sensitive, list):
+            raise fail("sensitive_features", raw_sensitive, "give a list (empty when bias is not measured)")
+        for i, item in enumerate(raw_sensitive):
             where = f"sensitive_features[{i}]"
-            if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not item.get("name"):
                 raise fail(where, item, "give an object with 'name' and 'facet_values_or_threshold'")
+            name = item["name"]
+            if name == target:
+                raise fail(f"{where}.name", name, "the label cannot be its own facet: name another column")
+            if any(s.name == name for s in sensitive):
+                raise fail(f"{where}.name", name, "list each sensitive feature once")
             facet = item.get("facet_values_or_threshold")
             if not isinstance(facet, list) or not facet:
                 raise fail(f"{where}.facet_values_or_threshold", facet, "list the disadvantaged group value(s)")
+            feature = by_name.get(name)
+            ftype = item.get("type")
+            if ftype is None:
+                numeric_threshold = len(facet) == 1 and _is_number(facet[0]) and not item.get("categories")
+                numeric_feature = feature is not None and feature.is_numeric
+                ftype = "numeric" if (numeric_feature or (feature is None and numeric_threshold)) else "categorical"
+            if ftype not in FACET_TYPES:
+                raise fail(f"{where}.type", ftype, f"use one of {', '.join(FACET_TYPES)}")
+            nullable = item.get("nullable", feature.nullable if feature is not None else True)
+            if not isinstance(nullable, bool):
+                raise fail(f"{where}.nullable", nullable, "use true or false")
+            if ftype == "numeric":
+                if len(facet) != 1 or not _is_number(facet[0]):
+                    raise fail(
+                        f"{where}.facet_values_or_threshold",
+                        facet,
+                        "a numeric facet takes one threshold, e.g. [60]: group d is every value above it",
+                    )
+                if item.get("categories"):
+                    raise fail(f"{where}.categories", item["categories"], "a numeric facet has no categories")
+                sensitive.append(SensitiveFeature(name, (float(facet[0]),), (), "numeric", nullable))
+                continue
+            if not all(_is_label(v) for v in facet):
+                raise fail(f"{where}.facet_values_or_threshold", facet, "list group d's values as strings")
+            facet = [_label_key(v) for v in facet]
             cats = item.get("categories", [])
-            if cats and not set(map(str, facet)) <= set(cats):
+            if not isinstance(cats, list) or not all(_is_label(c) for c in cats):
+                raise fail(f"{where}.categories", cats, "list the facet's values (strings, integers or booleans)")
+            cats = [_label_key(c) for c in cats]
+            if not cats and feature is not None and not feature.is_numeric:
+                cats = list(feature.categories) if feature.unknown_categories == "refuse" else []
+            if cats and not set(facet) <= set(cats):
                 raise fail(f"{where}.facet_values_or_threshold", facet, f"use values among {cats}")
-            sensitive.append(SensitiveFeature(item["name"], tuple(facet), tuple(cats)))
+            sensitive.append(SensitiveFeature(name, tuple(facet), tuple(cats), "categorical", nullable))
         return cls(
             problem_type=problem_type,
             target=target,
@@ -218,6 +336,7 @@ class Schema:
             classes=tuple(classes),
             label_values_or_threshold=tuple(label_values),
             sensitive_features=tuple(sensitive),
+            missing_target=missing_target,
             raw=dict(data),
         )
 
@@ -298,15 +417,15 @@ class Schema:
     def coerce_target(self, values: Sequence) -> np.ndarray:
         """Labels -> class indices (classification) or float64 (regression)."""
         if self.is_classification:
-            index = {c: i for i, c in enumerate(self.classes)}
+            index = label_lookup(self.classes)
             issues = []
             out = np.empty(len(values), dtype=np.int64)
             for i, v in enumerate(values):
-                key = _label_key(v)
-                if key not in index:
+                found = _lookup(index, v)
+                if found is None:
                     issues.append(Issue(self.target, f"is not one of the classes {list(self.classes)}", i, v))
                 else:
-                    out[i] = index[key]
+                    out[i] = found
             if issues:
                 raise DataValidationError(issues[:MAX_REPORTED_ISSUES], total=len(issues))
             return out
@@ -356,14 +475,71 @@ class Schema:
         return pd.DataFrame(data, columns=self.feature_names)
 
 
-def _is_missing(value: object) -> bool:
+def file_stem(name: str, limit: int = 60) -> str:
+    """A column name as a portable file name: unchanged when already safe, else sanitised plus a short digest,
+    so `a b` and `a_b` never share a file and `od280/od315` never becomes a folder."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "column"
+    if safe == name and len(name) <= limit:
+        return name
+    return f"{safe[:limit]}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+def is_missing(value: object) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
+def _is_label(value: object) -> bool:
+    """A class, category or facet value as schema.json may give it: a non-empty string, an integer or a boolean."""
+    return (isinstance(value, str) and value != "") or isinstance(value, (bool, int))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _label_key(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
+    """One spelling per value: 1, 1.0 and "1" are "1"; True is "True" (as CSV files and pandas write it)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
         value = int(value)
     return str(value)
+
+
+def label_lookup(keys: Sequence[str]) -> dict[str, int]:
+    """Spellings of each class or category -> its index: exact, numeric ("1.0" for "1") and boolean ("true")."""
+    index: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        index[key] = i
+    for i, key in enumerate(keys):
+        if key in ("True", "False"):
+            for spelling in (key.lower(), key.upper(), "1" if key == "True" else "0"):
+                index.setdefault(spelling, i)
+        try:
+            number = float(key)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            for spelling in (f"{number}", f"{int(number)}" if number.is_integer() else key):
+                index.setdefault(spelling, i)
+    return index
+
+
+def _lookup(index: Mapping[str, int], value: object) -> int | None:
+    key = _label_key(value)
+    found = index.get(key)
+    if found is None and isinstance(value, str):
+        stripped = value.strip()
+        found = index.get(stripped)
+        if found is None:
+            try:
+                found = index.get(_label_key(float(stripped)))
+            except ValueError:
+                found = None
+    return found
 
 
 def _all_valid(feature: Feature, array: np.ndarray) -> bool:
@@ -403,7 +579,7 @@ def _coerce_numeric(feature: Feature, values: Sequence) -> tuple[np.ndarray, lis
     except (ValueError, TypeError):
         array = np.empty(len(values), dtype=np.float64)
         for i, v in enumerate(values):
-            if _is_missing(v):
+            if is_missing(v):
                 array[i] = np.nan
                 continue
             if type(v) is bool or isinstance(v, (list, dict)):
@@ -450,22 +626,33 @@ def _coerce_numeric(feature: Feature, values: Sequence) -> tuple[np.ndarray, lis
 def _coerce_categorical(feature: Feature, values: Sequence) -> tuple[np.ndarray, list[Issue]]:
     issues: list[Issue] = []
     allowed = set(feature.categories)
+    index = None
+    accept = feature.unknown_categories == "accept"
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
         if v in allowed:  # the common case first: one set lookup
             out[i] = v
             continue
-        if _is_missing(v):
+        if is_missing(v):
             out[i] = None
             if not feature.nullable:
                 issues.append(Issue(feature.name, "is missing but the feature is not nullable", i))
             continue
-        if isinstance(v, (list, dict)) or type(v) is bool:
+        if isinstance(v, (list, dict)) or (type(v) is bool and _label_key(v) not in allowed):
             issues.append(Issue(feature.name, "is not a category string", i, v))
             continue
-        text = _label_key(v)
-        if text in allowed:
-            out[i] = text
+        if index is None:
+            index = label_lookup(feature.categories)
+        found = _lookup(index, v)
+        if found is not None:
+            out[i] = feature.categories[found]
+        elif accept:
+            out[i] = _label_key(v)
         else:
-            issues.append(Issue(feature.name, f"is not one of the categories {list(feature.categories)}", i, v))
+            issues.append(Issue(feature.name, f"is not one of the categories {_preview(feature.categories)}", i, v))
     return out, issues
+
+
+def _preview(values: Sequence[str], limit: int = 10) -> str:
+    shown = list(values[:limit])
+    return f"{shown}" if len(values) <= limit else f"{shown[:-1] + ['...']} ({len(values)} in all)"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_contract import DataValidationError, Issue, Schema
+from data_contract import MAX_REPORTED_ISSUES, DataValidationError, Issue, Schema, is_missing
 
 SUFFIXES = (".csv", ".parquet")
 
@@ -54,7 +54,8 @@ class Dataset:
     frame: pd.DataFrame
     columns: dict[str, np.ndarray]  # validated feature columns
     target: np.ndarray | None  # class indices or float values
-    sensitive: dict[str, np.ndarray]
+    sensitive: dict[str, np.ndarray]  # facet columns: float64 with NaN (numeric) or str with None (categorical)
+    dropped_rows: int = 0  # rows without a label, left out because schema.json says "missing_target": "drop"
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -63,32 +64,101 @@ class Dataset:
 def validate(
     schema: Schema, frame: pd.DataFrame, *, require_target: bool = True, require_sensitive: bool = True
 ) -> Dataset:
-    """Check a table against the contract; raise DataValidationError listing every broken rule."""
+    """Check a table against the contract; raise one DataValidationError listing every broken rule.
+
+    Problems are collected column by column across the whole table (missing columns, bad values, missing
+    labels, facets), so one run shows everything to fix. Labelled data (``require_target``) is training data:
+    a feature with no value at all is refused there, since nothing could be learnt from it.
+    """
+    issues: list[Issue] = []
+    total = 0
     needed = list(schema.feature_names)
     if require_target:
         needed.append(schema.target)
     if require_sensitive:
-        needed += [s.name for s in schema.sensitive_features]
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise DataValidationError([Issue(c, "is required by schema.json but is not in the data") for c in missing])
+        needed += [s.name for s in schema.sensitive_features if s.name not in needed]
+    for name in needed:
+        if name not in frame.columns:
+            issues.append(
+                Issue(name, "is required by schema.json but is not in the data" + _closest(name, frame.columns))
+            )
     if frame.empty:
-        raise DataValidationError([Issue("*", "the data set has no rows")])
-    columns = schema.coerce_columns({n: frame[n].tolist() for n in schema.feature_names})
-    target = schema.coerce_target(frame[schema.target].tolist()) if require_target else None
+        raise DataValidationError([*issues, Issue("*", "the data set has no rows")])
+
+    dropped = 0
+    if require_target and schema.target in frame.columns:
+        missing = frame[schema.target].map(is_missing).to_numpy(dtype=bool)
+        count = int(missing.sum())
+        if count and schema.missing_target == "drop":
+            frame = frame.loc[~missing].reset_index(drop=True)
+            dropped = count
+            if frame.empty:
+                raise DataValidationError([Issue(schema.target, f"has no value in any of the {count} rows")])
+        elif count:
+            rows = ", ".join(str(i) for i in np.flatnonzero(missing)[:5])
+            issues.append(
+                Issue(
+                    schema.target,
+                    f"has no value in {count} of {len(missing)} rows (rows {rows}{', ...' if count > 5 else ''}): "
+                    'fill them in, remove them, or set "missing_target": "drop" in schema.json',
+                )
+            )
+            total += count - 1
+
+    present = [n for n in schema.feature_names if n in frame.columns]
+    columns: dict[str, np.ndarray] = {}
+    try:
+        columns = schema.coerce_columns({n: frame[n].tolist() for n in present}, names=present)
+    except DataValidationError as exc:
+        issues += exc.issues
+        total += exc.total - len(exc.issues)
+    if require_target:
+        for name, column in columns.items():
+            if len(column) and _all_missing(column):
+                issues.append(
+                    Issue(
+                        name,
+                        f"has no value in any of the {len(column)} rows: nothing can be learnt from it; remove it "
+                        "from the features in schema.json or fix the export",
+                    )
+                )
+
+    target = None
+    if require_target and schema.target in frame.columns and not any(i.column == schema.target for i in issues):
+        try:
+            target = schema.coerce_target(frame[schema.target].tolist())
+        except DataValidationError as exc:
+            issues += exc.issues
+            total += exc.total - len(exc.issues)
+
     sensitive = {}
     for facet in schema.sensitive_features:
         if facet.name not in frame.columns:
             continue
-        values = frame[facet.name].astype(str).to_numpy()
-        if facet.categories:
-            unknown = sorted(set(values) - set(facet.categories))
-            if unknown:
-                raise DataValidationError(
-                    [Issue(facet.name, f"is not one of the categories {list(facet.categories)}", value=unknown[0])]
-                )
+        values, found = facet.coerce(frame[facet.name].tolist())
+        issues += found[:MAX_REPORTED_ISSUES]
+        total += max(0, len(found) - MAX_REPORTED_ISSUES)
         sensitive[facet.name] = values
-    return Dataset(frame=frame, columns=columns, target=target, sensitive=sensitive)
+    if issues:
+        raise DataValidationError(issues, total=total + len(issues))
+    return Dataset(frame=frame, columns=columns, target=target, sensitive=sensitive, dropped_rows=dropped)
+
+
+def _all_missing(column: np.ndarray) -> bool:
+    if column.dtype.kind == "f":
+        return bool(np.isnan(column).all())
+    return all(v is None for v in column)
+
+
+def _closest(name: str, columns) -> str:
+    """A hint for a column that is not there: the data's columns with the most similar names."""
+    import difflib
+
+    names = [str(c) for c in columns]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    lowered = [c for c in names if c.lower() == name.lower() and c not in close]
+    close = lowered + close
+    return f" (closest columns: {', '.join(repr(c) for c in close)})" if close else ""
 
 
 def load(schema: Schema, path: str | Path, **kwargs) -> Dataset:

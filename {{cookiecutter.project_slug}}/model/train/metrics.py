@@ -60,15 +60,6 @@ def positive_outcome(schema: Schema, values: np.ndarray) -> np.ndarray:
     return np.isin(np.asarray(values), positive)
 
 
-def facet_membership(values: np.ndarray, facet_values_or_threshold: tuple) -> np.ndarray:
-    """True for rows in facet d (the group the facet values name)."""
-    facet = list(facet_values_or_threshold)
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in facet) and len(facet) == 1:
-        numeric = np.asarray(values, dtype=np.float64)
-        return numeric > float(facet[0])
-    return np.isin(np.asarray(values, dtype=object).astype(str), [str(v) for v in facet])
-
-
 def _specificity(y_true, y_pred) -> float:
     negatives = ~np.asarray(y_true, dtype=bool)
     return float((~np.asarray(y_pred, dtype=bool))[negatives].mean()) if negatives.any() else math.nan
@@ -89,14 +80,21 @@ def bias_metrics(
     predicted = positive_outcome(schema, y_pred) if y_pred is not None else None
     report: dict[str, dict[str, float]] = {}
     for facet in schema.sensitive_features:
-        in_d = facet_membership(sensitive[facet.name], facet.facet_values_or_threshold)
+        if facet.name not in sensitive:
+            continue
+        # Rows without a facet value belong to neither group (Clarify leaves them out too): count them.
+        in_d, known = facet.groups(sensitive[facet.name])
+        in_d, label_k = in_d[known], label[known]
+        predicted_k = predicted[known] if predicted is not None else None
         groups = np.where(in_d, "d", "a")
         n_d, n_a = int(in_d.sum()), int((~in_d).sum())
         result = {"n_a": float(n_a), "n_d": float(n_d), "CI": (n_a - n_d) / (n_a + n_d) if n_a + n_d else math.nan}
+        if not known.all():
+            result["n_missing"] = float((~known).sum())
         if n_a == 0 or n_d == 0:
             report[facet.name] = result
             continue
-        observed = MetricFrame(metrics=selection_rate, y_true=label, y_pred=label, sensitive_features=groups)
+        observed = MetricFrame(metrics=selection_rate, y_true=label_k, y_pred=label_k, sensitive_features=groups)
         result["DPL"] = float(observed.by_group["a"] - observed.by_group["d"])
         if predicted is not None:
             frame = MetricFrame(
@@ -106,8 +104,8 @@ def bias_metrics(
                     "recall": _recall,
                     "specificity": _specificity,
                 },
-                y_true=label,
-                y_pred=predicted,
+                y_true=label_k,
+                y_pred=predicted_k,
                 sensitive_features=groups,
             )
             by = frame.by_group

@@ -47,6 +47,7 @@ CLARIFY_NAMES = {
     "RD": "recall difference",
     "SD": "specificity difference",
 }
+COUNT_NAMES = {"n_a": "group size", "n_d": "group size", "n_missing": "rows without a facet value (in neither group)"}
 
 # model/config/model_card.json: the fields people fill in; each names its place in SageMaker's content schema.
 CONFIG_FIELDS = {
@@ -478,8 +479,8 @@ def card_markdown(
             [
                 (
                     metric,
-                    CLARIFY_NAMES.get(metric, "group size" if metric in ("n_a", "n_d") else ""),
-                    str(int(value)) if metric in ("n_a", "n_d") else _number(value),
+                    CLARIFY_NAMES.get(metric, COUNT_NAMES.get(metric, "")),
+                    str(int(value)) if metric in COUNT_NAMES else _number(value),
                     bias_gates.get((facet, metric), {}).get("bound", "-"),
                     bias_gates.get((facet, metric), {}).get("status", "-"),
                 )

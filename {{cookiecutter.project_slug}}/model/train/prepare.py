@@ -69,7 +69,8 @@ def run(
         len(data), data.target, schema.is_classification, test_fraction, validation_fraction, seed
     )
     output_dir = Path(output_dir)
-    columns = [*schema.feature_names, schema.target, *[s.name for s in schema.sensitive_features]]
+    # A facet may also be a feature: each column once (a repeated header would break every reader downstream).
+    columns = list(dict.fromkeys([*schema.feature_names, schema.target, *[s.name for s in schema.sensitive_features]]))
     counts = {}
     for name, idx in (("train", train_idx), ("validation", val_idx), ("test", test_idx)):
         folder = output_dir / name
