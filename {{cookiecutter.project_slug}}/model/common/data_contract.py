@@ -655,4 +655,4 @@ def _coerce_categorical(feature: Feature, values: Sequence) -> tuple[np.ndarray,
 
 def _preview(values: Sequence[str], limit: int = 10) -> str:
     shown = list(values[:limit])
-    return f"{shown}" if len(values) <= limit else f"{shown[:-1] + ['...']} ({len(values)} in all)"
+    return f"{shown}" if len(values) <= limit else f"{[*shown[:-1], '...']} ({len(values)} in all)"

@@ -29,11 +29,40 @@ from data_contract import Schema
 METADATA_FILE = "metadata.json"
 SCHEMA_FILE = "schema.json"
 MODEL_FILES = {"onnx": "model.onnx", "skops": "model.skops"}
+# What each inference image serves. The image is built for one format (Dockerfile ARG MODEL_FORMAT); the build
+# stage and `make setup-inference` choose it from the `model_format` hyperparameter: "skops" builds the image with
+# scikit-learn (model/inference/requirements-skops.txt), anything else the ONNX-only image.
+IMAGE_SERVES = {"onnx": ("onnx",), "skops": ("onnx", "skops")}
 FORMAT_VERSION = 1
 
 
 class ArtifactError(RuntimeError):
     """The artifact is missing, incomplete or has been modified since training."""
+
+
+def image_format(model_format_hyperparameter: str) -> str:
+    """The inference image a repository builds, from its `model_format` hyperparameter."""
+    return "skops" if str(model_format_hyperparameter).strip().strip('"') == "skops" else "onnx"
+
+
+def servable(metadata: dict) -> tuple[bool, str]:
+    """Whether the inference image this artifact's repository builds can load it, and if not, why and the fix.
+
+    A model whose estimator does not export to ONNX falls back to skops under model_format=auto; the default image
+    has no scikit-learn, so such a model would fail to load in production. It may ship only when the repository
+    opted into the skops image by setting model_format=skops.
+    """
+    artifact = metadata.get("model_format")
+    image = image_format(metadata.get("hyperparameters", {}).get("model_format", "auto"))
+    if artifact in IMAGE_SERVES[image]:
+        return True, f"{artifact} artifact, {image} inference image"
+    reason = metadata.get("fallback_reason", "")
+    return False, (
+        f"the artifact is in the {artifact} format{f' ({reason})' if reason else ''} but the inference image is "
+        f"built for {image} and cannot load it: set \"model_format\": \"skops\" in "
+        "model/config/hyperparameters.json (the build stage and `make setup-inference` then install scikit-learn "
+        "into the inference image), or choose an estimator that exports to ONNX"
+    )
 
 
 def sha256_file(path: str | Path) -> str:

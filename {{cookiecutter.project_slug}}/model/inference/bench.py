@@ -409,7 +409,7 @@ def serve_command(model_dir: Path, workers: int | None):
 
     def start(port: int) -> Server:
         command = [
-            sys.executable,
+            os.environ.get("INFERENCE_PYTHON") or sys.executable,  # `make bench`: the inference image's environment
             str(SERVE),
             "serve",
             "--model-dir",

@@ -14,6 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = ROOT / "model" / "inference" / "serve.py"
 START_TIMEOUT = 20.0
+# The inference image's environment (`make setup-inference`); `make test-model` sets it. Run alone, pytest serves
+# from its own interpreter, which has more libraries than the image.
+PYTHON = os.environ.get("INFERENCE_PYTHON") or sys.executable
 REQUEST_TIMEOUT = 10.0
 
 
@@ -27,7 +30,7 @@ class Server:
         self.log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
-                sys.executable,
+                PYTHON,
                 str(SERVE),
                 "serve",
                 "--model-dir",

@@ -74,8 +74,6 @@ def test_labels_are_balanced_enough(schema, profile, baseline, data):
 
 
 def test_sensitive_features_cover_both_facets(schema, data):
-    import metrics
-
     for facet in schema.sensitive_features:
         in_d, _known = facet.groups(data.sensitive[facet.name])
         assert 0 < in_d.sum() < len(in_d), f"{facet.name}: facet d must be neither empty nor everyone"

@@ -46,6 +46,11 @@ def run(
     quality = metrics.quality_metrics(schema, test.target, prediction.values, prediction.probabilities)
     bias = metrics.bias_metrics(schema, test.sensitive, test.target, prediction.values)
     gates = metrics.check_gates(metrics.load_baseline(baseline_path), quality, bias)
+    # Not a metric but a release blocker all the same: the model must load in the image the deploy stage runs.
+    servable, detail = model_artifact.servable(scorer.metadata)
+    gates.append(
+        metrics.GateResult("artifact", "model_format", None, detail, "passed" if servable else "failed")
+    )
     report = metrics.metrics_report(schema, quality, bias, gates)
     report["model_version"] = scorer.model_version
     report["test_rows"] = len(test)
