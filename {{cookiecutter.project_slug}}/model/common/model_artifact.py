@@ -59,7 +59,7 @@ def servable(metadata: dict) -> tuple[bool, str]:
     reason = metadata.get("fallback_reason", "")
     return False, (
         f"the artifact is in the {artifact} format{f' ({reason})' if reason else ''} but the inference image is "
-        f"built for {image} and cannot load it: set \"model_format\": \"skops\" in "
+        f'built for {image} and cannot load it: set "model_format": "skops" in '
         "model/config/hyperparameters.json (the build stage and `make setup-inference` then install scikit-learn "
         "into the inference image), or choose an estimator that exports to ONNX"
     )

@@ -62,7 +62,9 @@ def skops_artifact(trained, dest: Path, model_format_hyperparameter: str) -> Pat
     ],
 )
 def test_the_image_serves_onnx_always_and_skops_only_when_the_repository_opted_in(artifact, hyperparameter, expected):
-    ok, detail = model_artifact.servable({"model_format": artifact, "hyperparameters": {"model_format": hyperparameter}})
+    ok, detail = model_artifact.servable(
+        {"model_format": artifact, "hyperparameters": {"model_format": hyperparameter}}
+    )
     assert ok is expected, detail
     if not ok:
         assert '"model_format": "skops"' in detail and "model/config/hyperparameters.json" in detail

@@ -48,9 +48,7 @@ def run(
     gates = metrics.check_gates(metrics.load_baseline(baseline_path), quality, bias)
     # Not a metric but a release blocker all the same: the model must load in the image the deploy stage runs.
     servable, detail = model_artifact.servable(scorer.metadata)
-    gates.append(
-        metrics.GateResult("artifact", "model_format", None, detail, "passed" if servable else "failed")
-    )
+    gates.append(metrics.GateResult("artifact", "model_format", None, detail, "passed" if servable else "failed"))
     report = metrics.metrics_report(schema, quality, bias, gates)
     report["model_version"] = scorer.model_version
     report["test_rows"] = len(test)
