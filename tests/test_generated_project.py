@@ -1,8 +1,9 @@
 """The generated repository's own workflow, for real: `make setup`, `make pipeline`, `make test`, `make lint`.
 
 One variant per problem type (Python 3.11, MIT), and one without monitoring; both CI providers. All bakes
-share one model environment and one AWS-side environment (the ``e2e_venv`` and ``aws_venv`` fixtures), so
-only the first run of a machine pays for installing the pinned dependencies.
+share one model environment, one inference-image environment and one AWS-side environment (the
+``e2e_venv``, ``inference_venv`` and ``aws_venv`` fixtures), so only the first run of a machine pays for
+installing the pinned dependencies.
 """
 
 from __future__ import annotations
@@ -51,7 +52,15 @@ VARIANTS = [(p, True, "github-actions" if p == "regression" else "codepipeline")
 
 @pytest.mark.parametrize(("problem_type", "include_monitoring", "ci_provider"), VARIANTS)
 def test_generated_project_sets_up_runs_its_pipeline_and_passes_its_tests(
-    template_repo, tmp_path, e2e_venv, aws_venv, checkov_bin, problem_type, include_monitoring, ci_provider
+    template_repo,
+    tmp_path,
+    e2e_venv,
+    aws_venv,
+    inference_venv,
+    checkov_bin,
+    problem_type,
+    include_monitoring,
+    ci_provider,
 ):
     answers = {
         "python_version": "3.11",
@@ -71,7 +80,9 @@ def test_generated_project_sets_up_runs_its_pipeline_and_passes_its_tests(
     assert "pipeline finished" in pipeline, pipeline[-3000:]
 
     # The model suite, then the AWS side's suite (in the shared AWS environment): two pytest summaries.
-    tests = make(project, "test", e2e_venv, timeout=1200, AWS_VENV=aws_venv).stdout
+    tests = make(
+        project, "test", e2e_venv, timeout=1200, AWS_VENV=aws_venv, INFERENCE_VENV=inference_venv
+    ).stdout
     closing = [line for line in tests.splitlines() if re.search(r"\d+ passed", line)]
     assert len(closing) == 2, f"`make test` did not print both suites' summaries:\n{tests[-3000:]}"
     for line in closing:
