@@ -226,7 +226,8 @@ class Reader:
         self.known_extra = {schema.target, *(f.name for f in schema.sensitive_features)}
         self.chunk_rows = chunk_rows
         self.bad = BadInput()
-        self.on_capture = on_capture  # called with (event ids, outputs) for each decoded capture record
+        # called with (inference id, event id, outputs, input columns) for each decoded capture record
+        self.on_capture = on_capture
         self.files = 0
 
     def read(self, sources: Sequence[Source]) -> Iterator[Chunk]:
@@ -353,7 +354,7 @@ class Reader:
         buffer.add_outputs(outputs)
         if self.on_capture is not None:
             metadata = record.get("eventMetadata") if isinstance(record.get("eventMetadata"), dict) else {}
-            self.on_capture(metadata.get("inferenceId"), metadata.get("eventId"), outputs)
+            self.on_capture(metadata.get("inferenceId"), metadata.get("eventId"), outputs, columns)
 
     def _payload(self, part: Mapping, where: str, output: bool = False) -> bytes | None:
         encoding = str(part.get("encoding", "")).upper()

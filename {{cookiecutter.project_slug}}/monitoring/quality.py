@@ -4,9 +4,10 @@ Ground truth is small next to the captures (only labelled events), so it is read
 captures then stream past and only the predictions that have a label are kept. Memory is O(labelled events).
 The join key is the capture's inferenceId, falling back to its eventId, as Model Monitor joins them.
 
-Bias drift needs the sensitive attribute, which the endpoint never sees (it is no model input). Ground truth
-can carry it: JSON ground-truth data such as {"label": "yes", "age_group": "over_60"} (or lists under "labels"
-and the facet name, one per row). When every matched event carries every sensitive feature of schema.json, the
+Bias drift needs the sensitive attribute. A facet that is also a model feature is in the captured request
+itself; any other facet never reaches the endpoint, so ground truth carries it: JSON ground-truth data such as
+{"label": "yes", "age_group": "over_60"} (or lists under "labels" and the facet name, one per row), which
+also overrides a captured value. When every matched event has every sensitive feature of schema.json, the
 Clarify-named bias metrics are computed on the joined rows and checked against baseline.json's bias gates.
 """
 
@@ -87,12 +88,28 @@ class GroundTruth:
                         self.facets[str(key)] = facets
         return self
 
-    def observe(self, inference_id: str | None, event_id: str | None, outputs: Mapping[str, list]) -> None:
-        """Called for every decoded capture record: keep its predictions when a label waits for them."""
+    def observe(
+        self,
+        inference_id: str | None,
+        event_id: str | None,
+        outputs: Mapping[str, list],
+        inputs: Mapping[str, Sequence] | None = None,
+    ) -> None:
+        """Called for every decoded capture record: keep its predictions (and the facets among its inputs) when a
+        label waits for them."""
         for key in (inference_id, event_id):
             if key is not None and str(key) in self.labels:
-                self.matched[str(key)] = {"predictions": {k: list(v) for k, v in outputs.items()}}
+                match: dict = {"predictions": {k: list(v) for k, v in outputs.items()}}
+                facets = {n: _plain(inputs[n]) for n in self._facets_in_requests if inputs and n in inputs}
+                if facets:
+                    match["facets"] = facets
+                self.matched[str(key)] = match
                 return
+
+    @property
+    def _facets_in_requests(self) -> list[str]:
+        features = set(self.schema.feature_names)
+        return [s.name for s in self.schema.sensitive_features if s.name in features]
 
     # ------------------------------------------------------------------------------------ shard states
     def to_state(self) -> dict:
@@ -126,7 +143,7 @@ class GroundTruth:
             labels += rows
             for name, values in outputs.items():
                 predictions.setdefault(name, []).extend(values)
-            facets = self.facets.get(key, {})
+            facets = {**match.get("facets", {}), **self.facets.get(key, {})}
             if self.joined_facets is not None:
                 if all(len(facets.get(n, [])) == len(rows) for n in names):
                     for n in names:
@@ -174,12 +191,12 @@ class GroundTruth:
         report.update(status="computed", metrics=quality)
         bias: dict = {}
         if self.joined_facets is not None:
-            sensitive = {n: np.asarray(v, dtype=object)[keep].astype(str) for n, v in self.joined_facets.items()}
+            sensitive = {n: np.asarray(v, dtype=object)[keep] for n, v in self.joined_facets.items()}
             bias = metrics.bias_metrics(schema, sensitive, y_true, values)
             report["bias"] = bias
         elif schema.sensitive_features:
             report["bias_status"] = (
-                "not_computed: ground truth does not carry "
+                "not_computed: neither the captured requests nor the ground truth carry "
                 + ", ".join(s.name for s in schema.sensitive_features)
                 + ' for every matched event (send JSON ground truth such as {"label": ..., "<facet>": ...})'
             )
@@ -215,3 +232,9 @@ class GroundTruth:
                 self.bad.add(INVALID_LABEL, f"label row {i}", str(exc))
         dtype = np.int64 if self.schema.is_classification else np.float64
         return np.asarray(values, dtype=dtype), keep
+
+
+def _plain(values: Sequence) -> list:
+    """Captured values as JSON-ready Python values (the state of a shard is written as JSON)."""
+    out = values.tolist() if hasattr(values, "tolist") else list(values)
+    return [None if isinstance(v, float) and v != v else v for v in out]

@@ -141,3 +141,30 @@ def test_without_the_facet_in_ground_truth_bias_is_reported_as_not_computed(labe
         quality["bias_status"].startswith("not_computed")
         and schema.sensitive_features[0].name in quality["bias_status"]
     )
+
+
+def test_a_facet_that_is_a_model_feature_is_read_from_the_captured_requests(labelled, schema, tmp_path):
+    """Ground truth with labels only: the facet comes from the requests, because the endpoint saw it."""
+    from baseline import build_baseline, write_baseline
+    from data_contract import Schema
+
+    feature = next(f for f in schema.features if not f.is_numeric)
+    contract = {
+        **schema.raw,
+        "sensitive_features": [{"name": feature.name, "facet_values_or_threshold": [feature.categories[0]]}],
+    }
+    schema_path = tmp_path / "schema.json"
+    schema_path.write_text(json.dumps(contract), encoding="utf-8")
+    facet_schema = Schema.load(schema_path)
+    rows = traffic(facet_schema, 500, seed=5)
+    columns = dict(zip(facet_schema.feature_names, map(list, zip(*rows, strict=True)), strict=True))
+    outputs = model_outputs(facet_schema, rows)
+    outputs.pop("probabilities", None)
+    baseline = tmp_path / "facet-baseline"
+    write_baseline(baseline, facet_schema, schema_path, build_baseline(facet_schema, columns, outputs))
+
+    run_job(baseline, labelled / "out", labelled / "capture", extra=("--ground-truth", str(labelled / "truth")))
+    quality = read_json(labelled / "out" / "summary.json")["quality"]
+    assert "bias_status" not in quality
+    measured = quality["bias"][feature.name]
+    assert measured["n_a"] + measured["n_d"] == quality["rows"] and measured["n_d"] > 0
