@@ -37,6 +37,7 @@ CHART_FILE = "model_card_importance.png"
 RISK_RATINGS = ("High", "Medium", "Low", "Unknown")
 METRIC_TYPES = ("number", "string", "boolean")
 MAX_TEXT = 1024  # SageMaker Model Cards' limit for most free-text fields
+MAX_CATEGORIES_SHOWN = 20
 
 CLARIFY_NAMES = {
     "CI": "class imbalance (facet a vs d in the data)",
@@ -138,7 +139,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
 
 def _feature_rule(feature) -> str:
     if not feature.is_numeric:
-        return "one of " + ", ".join(feature.categories)
+        shown = ", ".join(feature.categories[:MAX_CATEGORIES_SHOWN])
+        if len(feature.categories) > MAX_CATEGORIES_SHOWN:
+            shown += f", ... ({len(feature.categories)} in all)"
+        return f"one of {shown}" + (" (others accepted as unseen)" if feature.unknown_categories == "accept" else "")
     low = "-inf" if feature.minimum is None else _number(feature.minimum)
     high = "inf" if feature.maximum is None else _number(feature.maximum)
     return f"[{low}, {high}]"
