@@ -42,6 +42,7 @@ PRODUCT_PASSES = frozenset(
         "FullRepositoryId",
         "BranchName",
         "CodeCommitRepositoryName",
+        "TemplateUpdateTokenSecretArn",
     }
 )
 # Answers that must come from the SageMaker project, never from the registration.

@@ -220,3 +220,55 @@ def test_a_project_name_where_no_parameter_can_go_is_refused() -> None:
         )
     )
     assert nested["Resources"]["Repo"]["Properties"]["RepositoryName"] == {"Fn::Sub": "${SageMakerProjectName}/train"}
+
+
+def iam_rules() -> Any:
+    """The generated repository's infra/tests/iam_rules.py (plain Python in the template folder): the handler
+    permissions of cfn-lint's provider schemas and AWS's action list."""
+    import importlib.util
+
+    path = CATALOG.parent / TEMPLATE_FOLDER / "infra" / "tests" / "iam_rules.py"
+    text = path.read_text(encoding="utf-8")
+    assert "{{" not in text and "{%" not in text, f"{path} must stay plain Python (no template markup)"
+    spec = importlib.util.spec_from_file_location("iam_rules", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TEMPLATE_FOLDER = "{{cookiecutter.project_slug}}"
+
+
+def test_the_launch_role_may_call_every_handler_action_of_a_project(release: artifacts.Release) -> None:
+    """Create, update and delete of the product and its nested toolchain, as CloudFormation's handlers call them."""
+    rules = iam_rules()
+    roles = load_template((CATALOG / "iam-roles.yaml").read_text())
+    statements = rules.role_statements(roles, "LaunchRole")
+    templates = [load_template((CATALOG / "product.yaml").read_text()), json.loads(release.toolchain)]
+
+    missing = rules.missing_actions(statements, templates)
+    assert not missing, (
+        f"LaunchPolicy (catalog/iam-roles.yaml) lacks actions CloudFormation's handlers call for a project "
+        f"({release.ci_provider}):\n  " + "\n  ".join(missing) + "\nadd them to LaunchPolicy, scoped to the "
+        "project's resources"
+    )
+
+
+def test_every_action_in_the_catalog_policies_is_an_aws_action() -> None:
+    rules = iam_rules()
+    for path in TEMPLATES:
+        statements = rules.statements_in(load_template(path.read_text()))
+        actions = [a for s in statements for a in rules.as_list(s.get("Action", s.get("NotAction", [])))]
+        assert rules.unknown_actions(actions) == [], f"{path.name} names actions AWS does not have"
+
+
+def test_what_a_project_keeps_on_deletion_is_stated() -> None:
+    for path in TEMPLATES:
+        for name, resource in load_template(path.read_text())["Resources"].items():
+            if resource.get("DeletionPolicy", "Delete") != "Delete":
+                reason = resource.get("Metadata", {}).get("RetainedOnDelete", "")
+                assert len(reason) > 40, f"{path.name} {name} is kept on deletion: say why in Metadata RetainedOnDelete"
+                assert resource.get("UpdateReplacePolicy") == resource["DeletionPolicy"], f"{path.name} {name}"
+    product = load_template((CATALOG / "product.yaml").read_text())
+    assert product["Resources"]["CodeCommitRepository"]["DeletionPolicy"] == "Retain"

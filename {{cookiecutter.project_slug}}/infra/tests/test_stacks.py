@@ -133,6 +133,8 @@ UNSCOPED_ACTIONS = {
     "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:DescribeScalingPolicies",
     "application-autoscaling:DescribeScalingActivities",
+    "application-autoscaling:DescribeScheduledActions",
+    "cloudwatch:GetMetricData",
 }
 
 
@@ -446,9 +448,11 @@ def test_github_roles_trust_only_this_repository_and_production_environment():
     ci = template["Resources"]["GitHubCiRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
     deploy = template["Resources"]["GitHubDeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
 
-    assert ci["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"] == {
-        "Fn::Sub": "repo:${FullRepositoryId}:*"
-    }
+    assert "StringLike" not in ci["Condition"]
+    assert ci["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+        {"Fn::Sub": "repo:${FullRepositoryId}:ref:refs/heads/${BranchName}"},
+        {"Fn::Sub": "repo:${FullRepositoryId}:environment:staging"},
+    ]
     assert deploy["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == {
         "Fn::Sub": "repo:${FullRepositoryId}:environment:production"
     }
