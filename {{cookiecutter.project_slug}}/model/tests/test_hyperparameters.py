@@ -21,6 +21,11 @@ def test_no_hyperparameters_means_the_defaults():
         "min_samples_leaf": 20,
         "regularization": 1.0,
         "random_state": 42,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "reg_lambda": 1.0,
+        "min_child_weight": 1.0,
+        "num_leaves": 31,
         "model_format": "auto",
     }
 
@@ -51,7 +56,15 @@ def test_the_project_hyperparameters_file_parses():
         ("min_samples_leaf", "0", "an integer >= 1 and <= 100000"),
         ("regularization", "0", "a number > 0.0 and <= 1000000.0"),
         ("random_state", "-1", "an integer >= 0 and <= 4294967295"),
-        ("estimator", "xgboost", f"one of {', '.join(ESTIMATORS)}"),
+        ("estimator", "catboost", f"one of {', '.join(ESTIMATORS)}"),
+        ("subsample", "0", "a number > 0.0 and <= 1.0"),
+        ("subsample", "1.2", "a number > 0.0 and <= 1.0"),
+        ("colsample_bytree", "0", "a number > 0.0 and <= 1.0"),
+        ("colsample_bytree", "all", "a number > 0.0 and <= 1.0"),
+        ("reg_lambda", "-0.1", "a number >= 0.0 and <= 1000000.0"),
+        ("min_child_weight", "-1", "a number >= 0.0 and <= 1000000.0"),
+        ("num_leaves", "1", "an integer >= 2 and <= 131072"),
+        ("num_leaves", "31.5", "an integer >= 2 and <= 131072"),
         ("model_format", "pickle", "one of auto, onnx, skops"),
     ],
 )
@@ -59,6 +72,44 @@ def test_bad_value_is_rejected_naming_the_parameter_and_the_accepted_range(name,
     with pytest.raises(HyperparameterError) as caught:
         parse({name: value})
     assert f"hyperparameter '{name}' = '{value}': expected {accepted}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "estimator", "users"),
+    [
+        ("num_leaves", "63", "xgboost", "lightgbm"),
+        ("min_child_weight", "5", "lightgbm", "xgboost"),
+        ("subsample", "0.8", "gradient_boosting", "xgboost or lightgbm"),
+        ("colsample_bytree", "0.5", "random_forest", "xgboost or lightgbm"),
+        ("reg_lambda", "3", "linear", "xgboost or lightgbm"),
+    ],
+)
+def test_a_key_another_estimator_uses_is_refused_naming_both(name, value, estimator, users):
+    with pytest.raises(HyperparameterError) as caught:
+        parse({"estimator": estimator, name: value})
+    assert str(caught.value).startswith(
+        f"hyperparameter '{name}' = '{value}' is used by estimator {users} only, not '{estimator}': "
+        f"remove it or set 'estimator' to {users}"
+    )
+
+
+def test_a_key_another_estimator_uses_is_accepted_at_its_default():
+    # Recorded hyperparameters list every key at its value; they must parse back whatever the estimator.
+    parsed = parse({"estimator": "random_forest", "num_leaves": "31", "subsample": "1", "reg_lambda": '"1.0"'})
+    assert (parsed["num_leaves"], parsed["subsample"], parsed["reg_lambda"]) == (31, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("estimator", ["xgboost", "lightgbm"])
+def test_shared_keys_are_accepted_with_the_new_estimators(estimator):
+    # The project's hyperparameters.json lists min_samples_leaf and regularization whatever the estimator.
+    parsed = parse({"estimator": estimator, "min_samples_leaf": "7", "regularization": "2", "subsample": "0.5"})
+    assert (parsed["min_samples_leaf"], parsed["subsample"]) == (7, 0.5)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_recorded_strings_of_every_estimator_parse_back(estimator):
+    parsed = parse({"estimator": estimator})
+    assert parse(as_strings(parsed)) == parsed
 
 
 def test_json_boolean_is_not_an_integer():

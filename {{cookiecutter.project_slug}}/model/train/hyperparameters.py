@@ -2,6 +2,12 @@
 
 Each error names the parameter, the value received and what is accepted, so a failed training job's
 FailureReason says exactly what to change.
+
+The shared keys (n_estimators, learning_rate, max_depth, min_samples_leaf, regularization) are accepted with
+every estimator, as the project's hyperparameters.json lists them whatever the estimator; an estimator that has no
+use for one ignores it (docs/estimators.md says which uses what). Keys that only some estimators understand
+(Spec.estimators) are refused when set to anything but their default with another estimator, since that value
+would silently do nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class Spec:
     choices: tuple[str, ...] = ()
     low_exclusive: bool = False
     help: str = ""
+    estimators: tuple[str, ...] = ()  # the estimators that use this key; empty: every one may
 
     def describe(self) -> str:
         if self.choices:
@@ -43,6 +50,36 @@ SPECS: dict[str, Spec] = {
     "min_samples_leaf": Spec(int, "20", 1, 100000, help="smallest leaf of each tree"),
     "regularization": Spec(float, "1.0", 0.0, 1e6, low_exclusive=True, help="C (logistic) or alpha (ridge)"),
     "random_state": Spec(int, "42", 0, 2**32 - 1, help="seed for reproducible fits"),
+    "subsample": Spec(
+        float,
+        "1.0",
+        0.0,
+        1.0,
+        low_exclusive=True,
+        help="share of rows each tree is grown on",
+        estimators=("xgboost", "lightgbm"),
+    ),
+    "colsample_bytree": Spec(
+        float,
+        "1.0",
+        0.0,
+        1.0,
+        low_exclusive=True,
+        help="share of encoded columns each tree may split on",
+        estimators=("xgboost", "lightgbm"),
+    ),
+    "reg_lambda": Spec(float, "1.0", 0.0, 1e6, help="L2 penalty on leaf values", estimators=("xgboost", "lightgbm")),
+    "min_child_weight": Spec(
+        float,
+        "1.0",
+        0.0,
+        1e6,
+        help="smallest hessian sum of a leaf (XGBoost's counterpart of min_samples_leaf)",
+        estimators=("xgboost",),
+    ),
+    "num_leaves": Spec(
+        int, "31", 2, 131072, help="most leaves per tree (also capped at 2**max_depth)", estimators=("lightgbm",)
+    ),
     "model_format": Spec(
         str,
         "auto",
@@ -78,9 +115,23 @@ def parse(raw: Mapping[str, object]) -> dict:
             "(fix model/config/hyperparameters.json or the job's HyperParameters)"
         )
     parsed: dict[str, object] = {}
+    texts: dict[str, str] = {}
     for name, spec in SPECS.items():
-        text = _unquote(raw.get(name, spec.default)).strip()
-        parsed[name] = _parse_one(name, text, spec)
+        texts[name] = _unquote(raw.get(name, spec.default)).strip()
+        parsed[name] = _parse_one(name, texts[name], spec)
+    estimator = parsed["estimator"]
+    for name, spec in SPECS.items():
+        if (
+            spec.estimators
+            and estimator not in spec.estimators
+            and parsed[name] != _parse_one(name, spec.default, spec)
+        ):
+            users = " or ".join(spec.estimators)
+            raise HyperparameterError(
+                f"hyperparameter {name!r} = {texts[name]!r} is used by estimator {users} only, not {estimator!r}: "
+                f"remove it or set 'estimator' to {users} "
+                "(fix model/config/hyperparameters.json or the job's HyperParameters)"
+            )
     return parsed
 
 

@@ -16,7 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from data_contract import MISSING_CATEGORY, Schema
 
-ESTIMATORS = ("gradient_boosting", "random_forest", "linear", "hist_gradient_boosting")
+ESTIMATORS = ("gradient_boosting", "random_forest", "linear", "hist_gradient_boosting", "xgboost", "lightgbm")
 
 
 def build_preprocessor(schema: Schema, scale_numeric: bool = True) -> ColumnTransformer:
@@ -80,6 +80,43 @@ def build_estimator(problem_type: str, params: dict):
             max_depth=params["max_depth"],
             min_samples_leaf=params["min_samples_leaf"],
             random_state=seed,
+        )
+    if name == "xgboost":
+        from xgboost import XGBClassifier, XGBRegressor
+
+        cls = XGBClassifier if classification else XGBRegressor
+        # One thread and a fixed seed: the same data and hyperparameters give the same trees on every machine.
+        return cls(
+            n_estimators=params["n_estimators"],
+            learning_rate=params["learning_rate"],
+            max_depth=params["max_depth"],
+            min_child_weight=params["min_child_weight"],
+            subsample=params["subsample"],
+            colsample_bytree=params["colsample_bytree"],
+            reg_lambda=params["reg_lambda"],
+            tree_method="hist",
+            n_jobs=1,
+            random_state=seed,
+        )
+    if name == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        cls = LGBMClassifier if classification else LGBMRegressor
+        return cls(
+            n_estimators=params["n_estimators"],
+            learning_rate=params["learning_rate"],
+            max_depth=params["max_depth"],
+            num_leaves=params["num_leaves"],
+            min_child_samples=params["min_samples_leaf"],
+            subsample=params["subsample"],
+            subsample_freq=1 if params["subsample"] < 1.0 else 0,  # LightGBM bags rows only when this is > 0
+            colsample_bytree=params["colsample_bytree"],
+            reg_lambda=params["reg_lambda"],
+            n_jobs=1,
+            deterministic=True,
+            force_row_wise=True,  # skips the timing probe that picks row- or column-wise histograms per run
+            random_state=seed,
+            verbose=-1,
         )
     if name == "linear":
         if classification:
