@@ -106,8 +106,8 @@ def test_hyperparameters_reach_the_estimator(schema):
 
 
 def test_unknown_estimator_is_rejected_naming_it(schema):
-    with pytest.raises(ValueError, match="estimator 'xgboost': use one of"):
-        build_estimator(schema.problem_type, {**hp.parse({}), "estimator": "xgboost"})
+    with pytest.raises(ValueError, match="estimator 'catboost': use one of"):
+        build_estimator(schema.problem_type, {**hp.parse({}), "estimator": "catboost"})
 
 
 def _predict(schema, pipeline, frame) -> np.ndarray:

@@ -224,20 +224,33 @@ def test_failure_reason_is_cut_to_1024_characters(in_process, tmp_path, monkeypa
 
 # ---------------------------------------------------------------------------------------------- export formats
 @pytest.mark.slow
-def test_hist_gradient_boosting_falls_back_to_skops_with_the_reason(small_train, tmp_path):
-    params = {**project_hyperparameters(), "estimator": "hist_gradient_boosting", "n_estimators": "10"}
+def unconvertible(monkeypatch) -> None:
+    """An estimator skl2onnx has no converter for, as a team's own learner may be."""
+
+    def export(*_args):
+        raise RuntimeError("Unable to find a shape calculator for type 'TeamsOwnEstimator'")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
+
+
+def test_an_unconvertible_estimator_falls_back_to_skops_with_the_reason(small_train, tmp_path, monkeypatch):
+    unconvertible(monkeypatch)
+    params = {**project_hyperparameters(), "n_estimators": "10"}
     metadata = train.run(small_train, tmp_path / "model", params, CONFIG / "schema.json")
     assert metadata["model_format"] == "skops"
     assert (tmp_path / "model" / "model.skops").is_file()
-    assert "could not convert estimator 'hist_gradient_boosting'" in metadata["fallback_reason"]
+    assert "could not convert estimator" in metadata["fallback_reason"]
+    assert "Unable to find a shape calculator" in metadata["fallback_reason"]
 
 
 @pytest.mark.slow
-def test_skops_fallback_artifact_still_predicts(small_train, trained, schema, tmp_path):
-    params = {**project_hyperparameters(), "estimator": "hist_gradient_boosting", "n_estimators": "10"}
+def test_a_skops_artifact_still_predicts(small_train, trained, schema, tmp_path):
+    params = {**project_hyperparameters(), "n_estimators": "10", "model_format": "skops"}
     train.run(small_train, tmp_path / "model", params, CONFIG / "schema.json")
     rows = dataset.load(schema, trained.test_path)
-    prediction = Scorer(tmp_path / "model").predict(rows.columns)
+    scorer = Scorer(tmp_path / "model")
+    assert scorer.format == "skops"
+    prediction = scorer.predict(rows.columns)
     assert prediction.values.shape == (len(rows),)
     if schema.is_classification:
         np.testing.assert_allclose(prediction.probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -245,9 +258,9 @@ def test_skops_fallback_artifact_still_predicts(small_train, trained, schema, tm
         assert np.isfinite(prediction.values).all()
 
 
-@pytest.mark.slow
-def test_model_format_onnx_with_an_unconvertible_estimator_fails_clearly(small_train, tmp_path):
-    params = {"estimator": "hist_gradient_boosting", "n_estimators": "5", "model_format": "onnx"}
+def test_model_format_onnx_with_an_unconvertible_estimator_fails_clearly(small_train, tmp_path, monkeypatch):
+    unconvertible(monkeypatch)
+    params = {"n_estimators": "5", "model_format": "onnx"}
     with pytest.raises(train.TrainingError, match="'model_format' = 'onnx' but skl2onnx could not convert"):
         train.run(small_train, tmp_path / "model", params, CONFIG / "schema.json")
     assert not (tmp_path / "model").exists()
@@ -260,3 +273,15 @@ def test_a_stop_signal_during_onnx_export_ends_training_instead_of_falling_back(
     monkeypatch.setattr(onnx_export, "export_onnx", stopped)
     with pytest.raises(train.TrainingError, match="SIGTERM"):
         onnx_export.serialise(None, schema, hp.parse({}), {})
+
+
+def test_training_data_without_a_class_is_refused_naming_it(small_train, schema, tmp_path):
+    if not schema.is_classification:
+        pytest.skip("classes are for classification")
+    frame = dataset.read_table(small_train)
+    absent = schema.classes[-1]
+    frame[frame[schema.target] != absent].to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(train.TrainingError, match=f"holds no row of class '{absent}'") as caught:
+        train.run(tmp_path / "train.csv", tmp_path / "model", {"n_estimators": "5"}, CONFIG / "schema.json")
+    assert "remove the class from 'classes' in schema.json" in str(caught.value)
+    assert not (tmp_path / "model").exists()

@@ -87,18 +87,18 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _versions() -> dict[str, str]:
-    import onnxruntime
-    import skl2onnx
-    import sklearn
+def _versions(estimator: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        "skl2onnx": skl2onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
+    packages = ["numpy", "scikit-learn", "skl2onnx", "onnxruntime"]
+    packages += {"xgboost": ["xgboost-cpu", "onnxmltools"], "lightgbm": ["lightgbm", "onnxmltools"]}.get(estimator, [])
+    out = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 def run(
@@ -117,9 +117,15 @@ def run(
     train = dataset.load(schema, train_path, require_sensitive=False)
     log.info("training %s on %d rows x %d features", params["estimator"], len(train), len(schema.features))
     if schema.is_classification:
-        present = np.unique(train.target)
-        if len(present) < 2:
-            raise TrainingError(f"the training data holds only class {schema.classes[present[0]]!r}: need at least two")
+        counts = np.bincount(train.target, minlength=len(schema.classes))
+        absent = [c for c, n in zip(schema.classes, counts, strict=True) if n == 0]
+        if absent:
+            # The model would learn fewer outputs than schema.json's classes and mislabel every prediction after them.
+            raise TrainingError(
+                f"the training data holds no row of class {', '.join(map(repr, absent))} (target '{schema.target}'; "
+                f"rows per class: {dict(zip(schema.classes, counts.tolist(), strict=True))}): add labelled rows of "
+                "every class, or remove the class from 'classes' in schema.json"
+            )
     pipeline = build_pipeline(schema, params)
     pipeline.fit(schema.to_frame(train.columns), train.target)
 
@@ -146,7 +152,7 @@ def run(
         "problem_type": schema.problem_type,
         "classes": list(schema.classes),
         "feature_names": schema.feature_names,
-        "versions": _versions(),
+        "versions": _versions(params["estimator"]),
         "training_job": os.environ.get("TRAINING_JOB_NAME", "local"),
         **extra,
     }
