@@ -113,6 +113,7 @@ SSM_FLAGS = {
     "pipeline_name": "--pipeline-name",
 }
 PLACEHOLDER_ACCOUNT = "000000000000"
+UNVERSIONED = "unversioned"  # InputDataVersion of a definition nobody started: start() always passes a digest
 
 
 class UsageError(RuntimeError):
@@ -307,6 +308,40 @@ def load_hyperparameters(path: Path = ROOT / "model" / "config" / "hyperparamete
     if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
         raise UsageError(f"{_display(path)}: give a JSON object of string values (SageMaker's hyperparameter format)")
     return values
+
+
+def inference_image_format(hyperparameters: Mapping[str, str]) -> str:
+    """The inference image the build stage builds for model_format: skops -> skops, auto/onnx -> onnx."""
+    return "skops" if hyperparameters.get("model_format") == "skops" else "onnx"
+
+
+def data_version(s3, input_data_url: str) -> str:
+    """A digest of the objects under the input data URI (key, size, ETag): changes whenever the data does."""
+    import hashlib
+
+    from botocore.exceptions import ClientError
+
+    match = re.match(r"^s3://([^/]+)/?(.*)$", input_data_url)
+    if not match:
+        raise UsageError(f"--input-data-url = {input_data_url!r}: give s3://bucket/prefix/")
+    bucket, prefix = match.groups()
+    digest, count = hashlib.sha256(), 0
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                digest.update(f"{item['Key']}\0{item['Size']}\0{item.get('ETag', '')}\n".encode())
+                count += 1
+    except ClientError as exc:
+        raise UsageError(
+            f"cannot list the input data {input_data_url}: {exc.response['Error'].get('Code')}: the credentials need "
+            "s3:ListBucket on that bucket (the CI build role has it on the artifact bucket)"
+        ) from None
+    if not count:
+        raise UsageError(
+            f"no objects under the input data {input_data_url}: upload the data there "
+            f"(aws s3 cp data.csv {input_data_url.rstrip('/')}/) or pass --input-data-url"
+        )
+    return f"{count}-{digest.hexdigest()[:16]}"
 
 
 def git_commit() -> str | None:
@@ -510,7 +545,27 @@ def build_pipeline(settings: Settings, boto_session=None):
     processing_type = ParameterString("ProcessingInstanceType", default_value=t.processing_instance_type)
     training_type = ParameterString("TrainingInstanceType", default_value=t.instance_type)
     training_count = ParameterInteger("TrainingInstanceCount", default_value=t.instance_count)
-    parameters = [input_data, image_tag, approval, processing_type, training_type, training_count]
+    # Step caching keys on the step's arguments, not on the bytes behind an S3 URI: without this, a retrain on data
+    # refreshed under the same InputDataUrl would reuse the last PrepareData (and everything after it). `start`
+    # passes a digest of the objects under InputDataUrl; it is in every job's environment, part of the cache key.
+    data_version = ParameterString("InputDataVersion", default_value=UNVERSIONED)
+    # The format the build stage built the inference image for (model/config/hyperparameters.json's model_format):
+    # recorded on the model package so the release scripts can refuse an artifact the image cannot load.
+    image_format = ParameterString(
+        "InferenceImageFormat",
+        default_value=inference_image_format(settings.hyperparameters),
+        enum_values=["onnx", "skops"],
+    )
+    parameters = [
+        input_data,
+        image_tag,
+        approval,
+        processing_type,
+        training_type,
+        training_count,
+        data_version,
+        image_format,
+    ]
 
     train_image = Join(on=":", values=[settings.train_image_uri, image_tag])
     inference_image = Join(on=":", values=[settings.inference_image_uri, image_tag])
@@ -550,7 +605,7 @@ def build_pipeline(settings: Settings, boto_session=None):
             base_job_name=f"{settings.project}-{job}",
             volume_kms_key=settings.kms_key_arn,
             output_kms_key=settings.kms_key_arn,
-            env={"GIT_COMMIT": image_tag},
+            env={"GIT_COMMIT": image_tag, "INPUT_DATA_VERSION": data_version},
             network_config=network_config,
             sagemaker_session=session,
         )
@@ -586,7 +641,7 @@ def build_pipeline(settings: Settings, boto_session=None):
         stopping_condition=stopping,
         output_data_config=OutputDataConfig(s3_output_path=f"{prefix}/training", kms_key_id=settings.kms_key_arn),
         hyperparameters=settings.hyperparameters,
-        environment={"GIT_COMMIT": image_tag},
+        environment={"GIT_COMMIT": image_tag, "INPUT_DATA_VERSION": data_version},
         networking=networking,
         sagemaker_session=session,
     )
@@ -645,7 +700,13 @@ def build_pipeline(settings: Settings, boto_session=None):
             model_metrics=ModelMetrics(**{kind: report(file) for kind, file in MODEL_METRICS_FILES.items()}),
             approval_status=approval,
             description=f"{settings.project}: trained and evaluated by the SageMaker pipeline; every gate passed",
-            customer_metadata_properties={"ImageTag": image_tag, "InputDataUrl": input_data},
+            customer_metadata_properties={
+                "ImageTag": image_tag,
+                "InputDataUrl": input_data,
+                "InputDataVersion": data_version,
+                # release/formats.py reads this; the artifact's own format it reads from metadata.json in model.tar.gz
+                "image_model_format": image_format,
+            },
         ),
     )
     fail = FailStep(
@@ -676,6 +737,10 @@ def build_pipeline(settings: Settings, boto_session=None):
         parameters=parameters,
         steps=[prepare, train, evaluate, gates],
         sagemaker_session=session,
+        # No SageMaker Experiments: the SDK's default would create an experiment and a trial per execution, which
+        # needs sagemaker:CreateExperiment/CreateTrial/AssociateTrialComponent the execution role does not have.
+        # Lineage (jobs, artifact, package) is tracked by SageMaker ML Lineage without it.
+        pipeline_experiment_config=None,
     )
 
 
@@ -740,17 +805,18 @@ def _not_found(exc) -> bool:
     )
 
 
-def start(client, settings: Settings, out: Callable[[str], None] = print) -> str:
+def start(client, settings: Settings, out: Callable[[str], None] = print, version: str = UNVERSIONED) -> str:
     arn = client.start_pipeline_execution(
         PipelineName=settings.pipeline_name,
         PipelineExecutionDisplayName=f"{settings.env}-{settings.image_tag[:12]}-{int(time.time())}",
         PipelineParameters=[
             {"Name": "ImageTag", "Value": settings.image_tag},
             {"Name": "InputDataUrl", "Value": settings.input_data_url},
+            {"Name": "InputDataVersion", "Value": version},
         ],
         ClientRequestToken=str(uuid.uuid4()),
     )["PipelineExecutionArn"]
-    out(f"started execution {arn}")
+    out(f"started execution {arn} (input data version {version})")
     return arn
 
 
@@ -838,11 +904,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, sagemaker_client=None, ssm_client_factory=None) -> int:
+def main(argv: list[str] | None = None, sagemaker_client=None, ssm_client_factory=None, s3_client=None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     try:
-        return run(build_parser().parse_args(argv), sagemaker_client, ssm_client_factory)
+        return run(build_parser().parse_args(argv), sagemaker_client, ssm_client_factory, s3_client)
     except NoCredentialsError:
         print(
             "error: no AWS credentials found: configure them (aws configure, AWS_PROFILE, aws sso login), "
@@ -855,7 +921,7 @@ def main(argv: list[str] | None = None, sagemaker_client=None, ssm_client_factor
         return 1
 
 
-def run(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None) -> int:
+def run(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None, s3_client=None) -> int:
     if args.command == "upsert":
         args.use_ssm = not args.dry_run
     try:
@@ -881,10 +947,17 @@ def run(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None
         print(f"  role {settings.role_arn}; image tag {settings.image_tag}; input {settings.input_data_url}")
         return 0
     client = sagemaker_client or _client_factory("sagemaker")(settings.region)
+    version = ""
+    if args.start or args.wait:  # before the upsert: a missing data folder stops the run before any change
+        try:
+            version = data_version(s3_client or _client_factory("s3")(settings.region), settings.input_data_url)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     upsert(client, settings, definition)
     if not (args.start or args.wait):
         return 0
-    execution = start(client, settings)
+    execution = start(client, settings, version=version)
     if not args.wait:
         return 0
     status = wait(client, execution, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout_seconds)

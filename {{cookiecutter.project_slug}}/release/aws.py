@@ -54,6 +54,29 @@ class Clients:
     def sts(self):
         return self._session.client("sts", config=self._config)
 
+    @functools.cached_property
+    def autoscaling(self):
+        """Application Auto Scaling (the endpoint variant's scalable target)."""
+        return self._session.client("application-autoscaling", config=self._config)
+
+    @functools.cached_property
+    def ecr(self):
+        return self._session.client("ecr", config=self._config)
+
+    @functools.cached_property
+    def iam(self):
+        return self._session.client("iam", config=self._config)
+
+    @functools.cached_property
+    def quotas(self):
+        """Service Quotas."""
+        return self._session.client("service-quotas", config=self._config)
+
+    @functools.cached_property
+    def connections(self):
+        """CodeConnections (the source connection of the codepipeline variant)."""
+        return self._session.client("codeconnections", config=self._config)
+
 
 @dataclass
 class Settings:

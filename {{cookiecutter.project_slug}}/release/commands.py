@@ -9,7 +9,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from release import baselines, config, registry, stack
+from release import baselines, capacity, config, formats, preflight, registry, stack
 from release.aws import Clients, Settings, check_account
 from release.config import (
     FAST_ROLLBACK,
@@ -124,7 +124,11 @@ def deploy(
     why: str = "deploy",
     extra_tags: dict[str, str] | None = None,
 ) -> str:
-    """Create or update the environment's endpoint stack; returns the final status or 'UNCHANGED'/'DRY-RUN'."""
+    """Create or update the environment's endpoint stack; returns the final status or 'UNCHANGED'/'DRY-RUN'.
+
+    Every check (package approved and servable by its image, stack and endpoint ready, the account's quotas and
+    roles) runs before the first write.
+    """
     env = load_environment(environment)
     clients = ctx.clients(env.region)
     check_account(clients, env.account_id, f"infra/config/{env.name}.json")
@@ -133,8 +137,21 @@ def deploy(
     package = registry.resolve(clients.sagemaker, group, package_ref) if package_ref else None
     package = package or registry.latest_approved(clients.sagemaker, group)
     registry.require_approved(package)
+    artifact_format, image_format = formats.require_servable(clients, registry.describe(clients.sagemaker, package.arn))
     shadow_arn = _shadow_package(clients, env, group, shadow_ref)
+    if shadow_arn:
+        formats.require_servable(clients, registry.describe(clients.sagemaker, shadow_arn))
     values = settings.get("execution_role_arn", "kms_key_arn", "artifact_bucket")
+    stack_name = ctx.project.stack_name(env.name)
+    current = stack.read_stack(clients.cloudformation, stack_name)
+    stack.check_stack_ready(current, stack_name, endpoint_name=env.endpoint_name)
+    endpoint = stack.read_endpoint(clients.sagemaker, env.endpoint_name)
+    stack.check_endpoint_ready(endpoint, env.endpoint_name, stack_name)
+    failed_creation = current is not None and current["StackStatus"] == stack.FAILED_CREATION
+    exists = current is not None and current["StackStatus"] not in ("REVIEW_IN_PROGRESS", stack.FAILED_CREATION)
+    deployed = stack.parameters_of(current) if exists else {}
+    preflight.require(preflight.deploy_checks(clients, env, values["execution_role_arn"]), f"{why} to {env.name}")
+    fleet = capacity.plan(clients.autoscaling, env, deployed, endpoint)
     inputs = StackInputs(
         model_package_arn=package.arn,
         execution_role_arn=values["execution_role_arn"],
@@ -142,36 +159,44 @@ def deploy(
         data_capture_s3_uri=data_capture_uri(values["artifact_bucket"], ctx.project, env.name),
         shadow_model_package_arn=shadow_arn,
     )
-    parameters = {**endpoint_stack_parameters(ctx.project, env, inputs), **(overrides or {})}
+    parameters = {
+        **endpoint_stack_parameters(ctx.project, env, inputs),
+        "InstanceCount": str(fleet.instance_count),
+        **(overrides or {}),
+    }
     body, _ = _template(ctx.template, parameters, "endpoint")
-    stack_name = ctx.project.stack_name(env.name)
-    current = stack.read_stack(clients.cloudformation, stack_name)
-    stack.check_stack_ready(current, stack_name)
-    stack.check_endpoint_ready(stack.read_endpoint(clients.sagemaker, env.endpoint_name), env.endpoint_name, stack_name)
-    exists = current is not None and current["StackStatus"] != "REVIEW_IN_PROGRESS"
-    before = stack.parameters_of(current).get("ModelPackageArn", "")
+    before = deployed.get("ModelPackageArn", "")
     ctx.out.say(
         f"{why}: {env.name} endpoint {env.endpoint_name} (stack {stack_name}, {clients.region}): "
-        f"{_describe_arn(before) if exists else 'not deployed yet'} -> {_describe_arn(package.arn)}, "
-        f"strategy {parameters['DeploymentStrategy']}"
+        f"{_describe_arn(before) if exists else 'not deployed yet'} -> {_describe_arn(package.arn)} "
+        f"({artifact_format} artifact, {image_format} image), strategy {parameters['DeploymentStrategy']}"
     )
-    if exists and stack.is_unchanged(clients.cloudformation, current, body, parameters):
+    for line in capacity.describe(fleet, deployed.get("InstanceType", ""), parameters["InstanceType"]):
+        ctx.out.say(f"  {line}")
+    if exists and stack.is_unchanged(clients.cloudformation, current, body, parameters, frozenset({"InstanceCount"})):
         ctx.out.say(f"{stack_name} already runs {_describe_arn(package.arn)} with this configuration; nothing to do")
         return "UNCHANGED"
+    if failed_creation:
+        stack.replace_failed_creation(
+            clients.cloudformation, ctx.out, stack_name, ctx.timeout_seconds, ctx.dry_run, env.endpoint_name
+        )
+    restore = (int(parameters["AutoScalingMinCapacity"]), int(parameters["AutoScalingMaxCapacity"]))
     if ctx.dry_run:
-        _show_plan(ctx.out, stack_name, exists, stack.parameters_of(current), parameters, _relative(ctx.template))
+        with capacity.scaling_released(clients.autoscaling, ctx.out, fleet, restore, dry_run=True):
+            _show_plan(ctx.out, stack_name, exists, deployed, parameters, _relative(ctx.template))
         return "DRY-RUN"
-    status = stack.deploy(
-        clients.cloudformation,
-        ctx.out,
-        stack_name=stack_name,
-        exists=exists,
-        body=body,
-        parameters=parameters,
-        tags={"project": ctx.project.name, "environment": env.name, **(extra_tags or {})},
-        description=f"{why}: {package.arn}",
-        timeout_seconds=ctx.timeout_seconds,
-    )
+    with capacity.scaling_released(clients.autoscaling, ctx.out, fleet, restore, dry_run=False):
+        status = stack.deploy(
+            clients.cloudformation,
+            ctx.out,
+            stack_name=stack_name,
+            exists=exists,
+            body=body,
+            parameters=parameters,
+            tags={"project": ctx.project.name, "environment": env.name, **(extra_tags or {})},
+            description=f"{why}: {package.arn}",
+            timeout_seconds=ctx.timeout_seconds,
+        )
     if status != "UNCHANGED":
         endpoint = stack.read_endpoint(clients.sagemaker, env.endpoint_name)
         state = endpoint["EndpointStatus"] if endpoint else "not visible yet"
@@ -255,6 +280,13 @@ def deployed_package(ctx: Context, environment: str) -> tuple[EnvironmentConfig,
         raise ReleaseError(
             f"nothing is deployed in {env.name}: stack {stack_name} does not exist in {clients.region}",
             f"deploy first: make deploy ENV={env.name}",
+        )
+    if current["StackStatus"] == stack.FAILED_CREATION:
+        raise ReleaseError(
+            f"nothing is deployed in {env.name}: the creation of stack {stack_name} failed (ROLLBACK_COMPLETE), "
+            "so no endpoint serves a model there",
+            f"fix the cause and deploy first: make deploy ENV={env.name} (it deletes the failed stack and creates "
+            "it again)",
         )
     stack.check_stack_ready(current, stack_name)
     arn = stack.parameters_of(current).get("ModelPackageArn", "")
@@ -348,6 +380,61 @@ def status(ctx: Context, environments: list[str]) -> None:
     )
 
 
+# ---------------------------------------------------------------------------------------------- preflight
+def ci_provider_of_repository() -> str:
+    """codepipeline or github-actions, from the template answers (.copier-answers.yml) the repository keeps."""
+    import yaml
+
+    try:
+        answers = yaml.safe_load((ROOT / ".copier-answers.yml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(answers.get("ci_provider", ""))
+
+
+def preflight_checks(ctx: Context, environment: str, connection_arn: str = "", ci_provider: str = "") -> bool:
+    """Every read-only check of what the account needs before the first deploy; True when all pass."""
+    env = load_environment(environment)
+    clients = ctx.clients(env.region)
+    source = f"infra/config/{env.name}.json"
+    identity = clients.sts.get_caller_identity()["Account"]
+    checks = [
+        preflight.Check(
+            "account",
+            not env.account_id or env.account_id == identity,
+            f"credentials of {identity}" + (f", {source} wants {env.account_id}" if env.account_id else ""),
+            f"switch to credentials of account {env.account_id} (AWS_PROFILE)",
+        )
+    ]
+    found, values = preflight.check_settings(clients, ctx.project, monitoring_included())
+    checks += found
+    values.update({k: v for k, v in ctx.overrides.items() if v})
+    if values.get("model_package_group"):
+        checks.append(preflight.check_group(clients.sagemaker, values["model_package_group"]))
+    if values.get("execution_role_arn"):
+        checks.append(
+            preflight.check_role(
+                clients.iam,
+                values["execution_role_arn"],
+                "SageMaker execution role",
+                preflight.execution_role_fix(),
+                identity,
+            )
+        )
+    checks.append(preflight.check_scaling_role(clients.iam))
+    checks += preflight.check_quotas(clients.quotas, clients.region, preflight.endpoint_needs(env), source)
+    checks += preflight.check_quotas(
+        clients.quotas, clients.region, preflight.job_needs(env, monitoring_included()), source
+    )
+    if (ci_provider or ci_provider_of_repository()) == "codepipeline":
+        checks.append(preflight.check_connection(clients, ctx.project, connection_arn))
+    ctx.out.say(f"preflight of {env.name} ({clients.region}, account {identity}): read-only, nothing is changed")
+    preflight.report(ctx.out, checks)
+    failed = sum(not c.ok for c in checks)
+    ctx.out.say(f"{len(checks) - failed} of {len(checks)} checks passed" + ("" if not failed else f"; {failed} to fix"))
+    return not failed
+
+
 # ------------------------------------------------------------------------------------------------ monitor
 def monitoring_included() -> bool:
     """Whether this repository was generated with monitoring (the drift job and its stack template)."""
@@ -379,7 +466,8 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
     settings = ctx.settings(clients)
     values = settings.get("execution_role_arn", "kms_key_arn", "artifact_bucket")
     if not image:
-        image = f"{settings.one('monitoring_image_uri')}:{image_tag(tag, 'monitoring')}"
+        image = f"{settings.one('monitoring_image_uri')}:{tag or _deployed_image_tag(ctx, clients, env)}"
+    formats.describe_image(clients.ecr, image, "monitoring image")  # refuses an image no build pushed
     bucket = values["artifact_bucket"]
     prefix = monitoring_prefix(ctx.project, env.name)
     capture = capture_prefix(data_capture_uri(bucket, ctx.project, env.name), env.endpoint_name)
@@ -397,7 +485,8 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
     stack_name = ctx.project.monitoring_stack_name(env.name)
     current = stack.read_stack(clients.cloudformation, stack_name)
     stack.check_stack_ready(current, stack_name, stack.MONITORING)
-    exists = current is not None and current["StackStatus"] != "REVIEW_IN_PROGRESS"
+    failed_creation = current is not None and current["StackStatus"] == stack.FAILED_CREATION
+    exists = current is not None and current["StackStatus"] not in ("REVIEW_IN_PROGRESS", stack.FAILED_CREATION)
     ctx.out.say(
         f"monitor: {env.name} endpoint {env.endpoint_name} (stack {stack_name}, {clients.region}): drift job "
         f"{image.rsplit('/', 1)[-1]} {parameters['ScheduleExpression']} over the last "
@@ -415,8 +504,10 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
             return "DRY-RUN"
         ctx.out.say(f"{stack_name} already runs this configuration; the next drift run reads the new baselines")
         return "BASELINES-UPDATED"
+    if failed_creation:
+        stack.replace_failed_creation(clients.cloudformation, ctx.out, stack_name, ctx.timeout_seconds, ctx.dry_run)
     if ctx.dry_run:
-        before = stack.parameters_of(current)
+        before = stack.parameters_of(current) if exists else {}
         _show_plan(ctx.out, stack_name, exists, before, parameters, _relative(ctx.monitoring_template))
         return "DRY-RUN"
     status = stack.deploy(
@@ -442,6 +533,26 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
     if parameters["AlarmEmail"]:
         ctx.out.say(f"  {parameters['AlarmEmail']} receives a subscription mail from SNS: confirm it to get the alarms")
     return status
+
+
+def _deployed_image_tag(ctx: Context, clients: Clients, env: EnvironmentConfig) -> str:
+    """The commit the endpoint's model package was built from: the build stage tags all images with it."""
+    endpoint_stack = stack.read_stack(clients.cloudformation, ctx.project.stack_name(env.name))
+    arn = stack.parameters_of(endpoint_stack).get("ModelPackageArn", "")
+    if not arn or endpoint_stack["StackStatus"] not in stack.HEALTHY:
+        tag = image_tag("", "monitoring")
+        ctx.out.say(f"note: no endpoint deployed in {env.name}; the monitoring image tag is the commit {tag}")
+        return tag
+    containers = registry.describe(clients.sagemaker, arn).get("InferenceSpecification", {}).get("Containers", [])
+    image = containers[0].get("Image", "") if containers else ""
+    tag = formats.parse_image(image).get("tag") or ""
+    if not tag:
+        raise ReleaseError(
+            f"the model package {arn} that {env.name} serves names its image {image!r} without a tag",
+            "pass --image-tag <commit> (a tag the build stage pushed to the monitoring repository)",
+        )
+    ctx.out.say(f"monitoring image tag {tag}: the build of the model package {env.name} serves")
+    return tag
 
 
 def _check_endpoint_capture(ctx: Context, clients: Clients, env: EnvironmentConfig, capture: str) -> None:

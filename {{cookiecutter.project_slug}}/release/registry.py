@@ -171,6 +171,11 @@ def register(
     if not model_data_url.endswith(".tar.gz"):
         raise ReleaseError(f"--model-data {model_data_url!r} is not a .tar.gz", "give the training job's model.tar.gz")
     head = _require_object(clients.s3, model_data_url, "model artifact")
+    from release import formats  # late: formats reads S3 URIs with this module's parser
+
+    artifact_format = formats.artifact_format(clients.s3, model_data_url)
+    image_format = formats.image_format(clients.ecr, image)
+    formats.check_servable(f"the model {model_data_url}", artifact_format, image, image_format)
     existing = _find_registered(clients.sagemaker, group, model_data_url, image)
     if existing:
         out.say(
@@ -193,7 +198,12 @@ def register(
             "SupportedResponseMIMETypes": CONTENT_TYPES,
         },
         "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}},
-        "CustomerMetadataProperties": {"model_data_etag": head.get("ETag", "").strip('"'), "image": image[-256:]},
+        "CustomerMetadataProperties": {
+            "model_data_etag": head.get("ETag", "").strip('"'),
+            "image": image[-256:],
+            formats.ARTIFACT_KEY: artifact_format,
+            formats.IMAGE_KEY: image_format,
+        },
     }
     if dry_run:
         if upload is not None:
@@ -206,7 +216,7 @@ def register(
         clients.s3.put_object(Bucket=bucket_name, Key=key, Body=upload, ContentType="application/json")
         out.say(f"uploaded the metrics to {metrics_uri}")
     arn = clients.sagemaker.create_model_package(**params)["ModelPackageArn"]
-    out.say(f"registered {arn} (PendingManualApproval)")
+    out.say(f"registered {arn} (PendingManualApproval): a {artifact_format} artifact, the {image_format} image")
     return arn
 
 

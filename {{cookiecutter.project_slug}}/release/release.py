@@ -1,5 +1,6 @@
-"""Release the model: register, approve, deploy, promote, rollback, status, monitor.
+"""Release the model: register, approve, deploy, promote, rollback, status, monitor, preflight.
 
+    python release/release.py preflight --env staging
     python release/release.py deploy --env staging [--package 7] [--dry-run]
     python release/release.py monitor --env staging [--dry-run]
 
@@ -68,8 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     monitor.add_argument("--env", required=True, choices=ENVIRONMENTS)
     monitor.add_argument("--image", default="", help="monitoring image URI with tag (default: SSM URI + tag)")
-    monitor.add_argument("--image-tag", default="", help="tag of the monitoring image (default: the git commit)")
+    monitor.add_argument(
+        "--image-tag", default="", help="tag of the monitoring image (default: the build of the deployed package)"
+    )
     monitor.add_argument("--template", type=Path, default=MONITORING_TEMPLATE, help=argparse.SUPPRESS)
+
+    preflight = sub.add_parser(
+        "preflight", parents=[common], help="read-only: what the account needs before the first deploy"
+    )
+    preflight.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    preflight.add_argument(
+        "--connection-arn", default="", help="CodeConnections connection (default: the toolchain stack's ConnectionArn)"
+    )
 
     for command in (deploy, promote, rollback):
         command.add_argument("--template", type=Path, default=ENDPOINT_TEMPLATE, help=argparse.SUPPRESS)
@@ -104,6 +115,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         commands.rollback(ctx, args.env)
     elif monitoring:
         commands.monitor(ctx, args.env, args.image, args.image_tag)
+    elif args.command == "preflight":
+        return 0 if commands.preflight_checks(ctx, args.env, args.connection_arn) else 2
     else:
         commands.status(ctx, [args.env] if args.env else list(ENVIRONMENTS))
     return 0

@@ -6,6 +6,7 @@ change set is a no-op; a deployment that ends rolled back says which model the e
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 HEALTHY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 ENDPOINT_BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 ENDPOINT_BROKEN = {"Failed", "UpdateRollbackFailed", "OutOfService"}
+# A creation that failed and was rolled back: the stack holds nothing, and CloudFormation can only delete it.
+FAILED_CREATION = "ROLLBACK_COMPLETE"
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,34 @@ def read_endpoint(sagemaker, name: str) -> dict | None:
         raise
 
 
-def check_stack_ready(stack: dict | None, name: str, subject: Subject = ENDPOINT) -> None:
-    """Refuse to start on a stack that is busy or broken, saying what to do."""
+def delete_steps(stack_name: str, endpoint_name: str = "") -> str:
+    """What to run, in order, to remove a stack whose creation failed (and what to do when the deletion fails)."""
+    logs = (
+        f" and the container logs (CloudWatch log group /aws/sagemaker/Endpoints/{endpoint_name})"
+        if endpoint_name
+        else ""
+    )
+    left = f"the endpoint: aws sagemaker delete-endpoint --endpoint-name {endpoint_name}; " if endpoint_name else ""
+    return (
+        f"1) read the cause: aws cloudformation describe-stack-events --stack-name {stack_name} --query "
+        f"\"StackEvents[?contains(ResourceStatus, 'FAILED')].[LogicalResourceId, ResourceStatusReason]\"{logs}; "
+        f"2) delete the stack: aws cloudformation delete-stack --stack-name {stack_name}; "
+        f"3) wait for it: aws cloudformation wait stack-delete-complete --stack-name {stack_name} - if that reports "
+        f"DELETE_FAILED, delete the resource the events name by hand ({left}the alarms: aws cloudwatch "
+        f"delete-alarms --alarm-names ...) and run delete-stack again with --retain-resources <its logical id>; "
+        "4) fix the cause and deploy again (a stack in ROLLBACK_COMPLETE is deleted and recreated by the next deploy)"
+    )
+
+
+def check_stack_ready(stack: dict | None, name: str, subject: Subject = ENDPOINT, endpoint_name: str = "") -> None:
+    """Refuse to start on a stack that is busy or broken, saying what to do.
+
+    ROLLBACK_COMPLETE passes: the release deletes such a stack and creates it again (replace_failed_creation).
+    """
     if stack is None:
         return
     status = stack["StackStatus"]
-    if status in HEALTHY or status == "REVIEW_IN_PROGRESS":
+    if status in HEALTHY or status in ("REVIEW_IN_PROGRESS", FAILED_CREATION):
         return
     if status.endswith("_IN_PROGRESS"):
         raise ReleaseError(
@@ -84,11 +109,11 @@ def check_stack_ready(stack: dict | None, name: str, subject: Subject = ENDPOINT
             f"wait for it (aws cloudformation describe-stacks --stack-name {name}) and run the command again; "
             f"to stop a running update: aws cloudformation cancel-update-stack --stack-name {name}",
         )
-    if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
+    if status in ("ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"):
         raise ReleaseError(
-            f"stack {name} is {status}: its creation failed and {subject.broken}",
-            f"delete it (aws cloudformation delete-stack --stack-name {name}), fix the cause shown by "
-            f"aws cloudformation describe-stack-events --stack-name {name}, then deploy again",
+            f"stack {name} is {status}: its creation (or deletion) failed part-way and {subject.broken}; "
+            "CloudFormation cannot update it",
+            delete_steps(name, endpoint_name),
         )
     if status == "UPDATE_ROLLBACK_FAILED":
         raise ReleaseError(
@@ -107,9 +132,8 @@ def check_endpoint_ready(endpoint: dict | None, name: str, stack_name: str) -> N
     reason = endpoint.get("FailureReason") or "no reason given"
     if status in ENDPOINT_BROKEN:
         raise ReleaseError(
-            f"endpoint {name} is {status} ({reason}); it cannot take an update",
-            f"read the reason above and the logs in CloudWatch (/aws/sagemaker/Endpoints/{name}); then delete the "
-            f"endpoint's stack (aws cloudformation delete-stack --stack-name {stack_name}) and deploy again",
+            f"endpoint {name} is {status} ({reason}); it serves nothing and cannot take an update",
+            delete_steps(stack_name, name),
         )
     if status in ENDPOINT_BUSY:
         raise ReleaseError(
@@ -119,12 +143,74 @@ def check_endpoint_ready(endpoint: dict | None, name: str, stack_name: str) -> N
         )
 
 
-def is_unchanged(cloudformation, stack: dict | None, body: str, parameters: dict[str, str]) -> bool:
-    """True when the stack already runs this template with these parameters (no change set needed)."""
-    if stack is None or stack["StackStatus"] not in HEALTHY or parameters_of(stack) != parameters:
+def is_unchanged(
+    cloudformation, stack: dict | None, body: str, parameters: dict[str, str], ignore: frozenset[str] = frozenset()
+) -> bool:
+    """True when the stack already runs this template with these parameters (no change set needed).
+
+    `ignore`: parameters whose difference alone is no reason for an update (the auto-scaled instance count).
+    """
+    if stack is None or stack["StackStatus"] not in HEALTHY:
+        return False
+    current = {k: v for k, v in parameters_of(stack).items() if k not in ignore}
+    if current != {k: v for k, v in parameters.items() if k not in ignore}:
         return False
     current = cloudformation.get_template(StackName=stack["StackName"], TemplateStage="Original")["TemplateBody"]
-    return isinstance(current, str) and current.strip() == body.strip()
+    if isinstance(current, str):
+        return current.strip() == body.strip()
+    try:  # botocore hands a JSON template back parsed
+        return current == json.loads(body)
+    except ValueError:
+        return False
+
+
+def replace_failed_creation(
+    cloudformation, out: Output, stack_name: str, timeout_seconds: float, dry_run: bool, endpoint_name: str = ""
+) -> None:
+    """Delete a stack left ROLLBACK_COMPLETE by a failed first creation, so that it can be created again.
+
+    Such a stack holds no resource (the rollback deleted them) and CloudFormation accepts no update on it. The
+    failure that left it there is printed first, so the next attempt does not repeat it blindly.
+    """
+    events = cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"]
+    causes = [
+        f"{e['LogicalResourceId']}: {e['ResourceStatusReason']}"
+        for e in events
+        if e["ResourceStatus"].endswith("_FAILED") and e.get("ResourceStatusReason")
+    ]
+    out.say(
+        f"stack {stack_name} is ROLLBACK_COMPLETE: its creation failed"
+        + (f" ({causes[-1]})" if causes else "")
+        + "; it holds no resource and can only be deleted"
+    )
+    if endpoint_name:
+        out.say(f"  the container logs of that attempt: CloudWatch log group /aws/sagemaker/Endpoints/{endpoint_name}")
+    if dry_run:
+        out.call("cloudformation.delete_stack", {"StackName": stack_name})
+        out.say("[dry-run] then: wait until the stack is deleted, and create it again as below")
+        return
+    stack_id = read_stack(cloudformation, stack_name)["StackId"]
+    cloudformation.delete_stack(StackName=stack_name)
+    out.say(f"deleting {stack_name} before creating it again")
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        found = read_stack(cloudformation, stack_id)  # by id: a deleted stack stays readable as DELETE_COMPLETE
+        status = found["StackStatus"] if found else "DELETE_COMPLETE"
+        if status == "DELETE_COMPLETE":
+            out.say(f"deleted {stack_name}")
+            return
+        if status == "DELETE_FAILED":
+            raise ReleaseError(
+                f"the deletion of {stack_name} (left ROLLBACK_COMPLETE by a failed creation) failed: "
+                f"{found.get('StackStatusReason', 'see its events')}; nothing was created",
+                delete_steps(stack_name, endpoint_name),
+            )
+        if time.monotonic() > deadline:
+            raise ReleaseError(
+                f"stack {stack_name} is still {status} after {timeout_seconds:.0f} s; nothing was created",
+                f"wait for it (aws cloudformation wait stack-delete-complete --stack-name {stack_name}), deploy again",
+            )
+        time.sleep(POLL_SECONDS)
 
 
 def change_set_name() -> str:
@@ -255,11 +341,17 @@ def _settled(status: str, stack_name: str, cause: str, subject: Subject) -> str:
             f"the update of {stack_name} failed and CloudFormation rolled it back ({cause}); {subject.after_rollback}",
             "fix the cause and deploy again; release.py status shows what runs",
         )
-    if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"):
+    if status == FAILED_CREATION:
         raise ReleaseError(
             f"the creation of {stack_name} failed ({cause}); the stack is {status} and {subject.after_failed_create}",
-            f"delete the stack (aws cloudformation delete-stack --stack-name {stack_name}), fix the cause, "
-            "deploy again",
+            "fix the cause (for an endpoint that failed its health check: the container logs in CloudWatch, "
+            "/aws/sagemaker/Endpoints/<endpoint>), then deploy again: the next deploy deletes this empty stack and "
+            f"creates it anew (or delete it yourself: aws cloudformation delete-stack --stack-name {stack_name})",
+        )
+    if status in ("ROLLBACK_FAILED", "CREATE_FAILED"):
+        raise ReleaseError(
+            f"the creation of {stack_name} failed ({cause}); the stack is {status} and {subject.after_failed_create}",
+            delete_steps(stack_name),
         )
     raise ReleaseError(
         f"stack {stack_name} ended {status} ({cause}); {subject.uncertain}",

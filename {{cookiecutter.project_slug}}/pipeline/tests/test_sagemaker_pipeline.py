@@ -402,8 +402,17 @@ def put_ssm(region: str, values: dict[str, str]) -> None:
         ssm.put_parameter(Name=f"/{PROJECT}/{suffix}", Value=value, Type="String")
 
 
+def put_data(key: str = "train.csv", body: bytes = b"a,b\n1,2\n") -> None:
+    """The raw data where the pipeline reads it by default: s3://<artifact bucket>/<project>/data/."""
+    s3 = boto3.client("s3", region_name=REGION)
+    if SSM_VALUES["artifact-bucket"] not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=SSM_VALUES["artifact-bucket"])
+    s3.put_object(Bucket=SSM_VALUES["artifact-bucket"], Key=f"{PROJECT}/data/{key}", Body=body)
+
+
 def test_upsert_creates_then_updates_the_same_pipeline(aws_env, capsys):
     put_ssm(REGION, SSM_VALUES)
+    put_data()
     base = ["upsert", "--env", "dev", "--region", REGION]
     assert sp.main([*base, "--image-tag", "first", "--start"]) == 0
     assert "created pipeline" in capsys.readouterr().out
@@ -426,6 +435,7 @@ def test_upsert_creates_then_updates_the_same_pipeline(aws_env, capsys):
 
 def test_upsert_start_passes_the_image_tag(aws_env, capsys):
     put_ssm(REGION, SSM_VALUES)
+    put_data()
     assert sp.main(["upsert", "--env", "dev", "--region", REGION, "--image-tag", "c0ffee", "--start"]) == 0
     arn = capsys.readouterr().out.split("started execution ")[1].split()[0]
     sm = boto3.client("sagemaker", region_name=REGION)
@@ -544,8 +554,13 @@ def test_upsert_wait_exits_1_when_the_execution_fails(no_network, capsys):
     stubber.add_response("start_pipeline_execution", {"PipelineExecutionArn": EXECUTION_ARN})
     expect_poll(stubber, "Failed", [step(sp.TRAIN_STEP, "Failed", FailureReason="AlgorithmError: see the logs")])
     argv = ["upsert", "--env", "dev", "--region", REGION, "--wait", "--poll-seconds", "0", *ALL_FLAGS]
-    with stubber:
-        code = sp.main(argv, sagemaker_client=client)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3_stubber = Stubber(s3)
+    s3_stubber.add_response(
+        "list_objects_v2", {"Contents": [{"Key": f"{PROJECT}/data/a.csv", "Size": 3, "ETag": '"e"'}]}
+    )
+    with stubber, s3_stubber:
+        code = sp.main(argv, sagemaker_client=client, s3_client=s3)
     assert code == 1
     out = capsys.readouterr().out
     assert "created pipeline flagged" in out
@@ -559,3 +574,53 @@ def test_wait_succeeds_without_sleeping_once_done():
     with stubber:
         assert sp.wait(client, EXECUTION_ARN, out=lines.append, sleep=pytest.fail) == "Succeeded"
     assert lines[-1] == f"execution Succeeded: {EXECUTION_ARN}"
+
+
+# ------------------------------------------------------------------ first run on a real account: no surprises
+def test_no_experiments_config_so_the_execution_role_needs_no_experiments_rights(definition):
+    assert definition.get("PipelineExperimentConfig") is None
+
+
+def test_the_data_version_is_in_every_job_environment_so_new_data_misses_the_cache(definition):
+    jobs = [s for s in steps_by_name(definition).values() if s["Type"] in ("Processing", "Training")]
+    for job in jobs:
+        assert job["Arguments"]["Environment"]["INPUT_DATA_VERSION"] == {"Get": "Parameters.InputDataVersion"}, job[
+            "Name"
+        ]
+    parameters = {p["Name"]: p for p in definition["Parameters"]}
+    assert parameters["InputDataVersion"]["DefaultValue"] == sp.UNVERSIONED
+
+
+def test_start_passes_a_data_version_that_changes_with_the_data(aws_env, capsys):
+    put_ssm(REGION, SSM_VALUES)
+    put_data()
+    sm = boto3.client("sagemaker", region_name=REGION)
+    versions = []
+    for body in (b"a,b\n1,2\n", b"a,b\n1,2\n", b"a,b\n3,4\n"):  # same data twice, then refreshed in place
+        put_data(body=body)
+        assert sp.main(["upsert", "--env", "dev", "--region", REGION, "--image-tag", "c0ffee", "--start"]) == 0
+        arn = capsys.readouterr().out.split("started execution ")[1].split()[0]
+        parameters = sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+        versions.append(next(p["Value"] for p in parameters if p["Name"] == "InputDataVersion"))
+    assert versions[0] == versions[1] != versions[2]
+
+
+def test_start_without_data_stops_before_any_change(aws_env, capsys):
+    put_ssm(REGION, SSM_VALUES)
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=SSM_VALUES["artifact-bucket"])
+    assert sp.main(["upsert", "--env", "dev", "--region", REGION, "--start"]) == 2
+    assert "no objects under the input data" in capsys.readouterr().err
+    assert boto3.client("sagemaker", region_name=REGION).list_pipelines()["PipelineSummaries"] == []
+
+
+def test_the_package_records_the_inference_image_format(definition):
+    register = steps_by_name(definition)[sp.REGISTER_STEP]["Arguments"]
+    metadata = register["CustomerMetadataProperties"]
+    assert metadata["image_model_format"] == {"Get": "Parameters.InferenceImageFormat"}
+    parameters = {p["Name"]: p for p in definition["Parameters"]}
+    assert parameters["InferenceImageFormat"]["DefaultValue"] == sp.inference_image_format(sp.load_hyperparameters())
+
+
+@pytest.mark.parametrize(("model_format", "image"), [("auto", "onnx"), ("onnx", "onnx"), ("skops", "skops")])
+def test_the_image_format_follows_the_build_stage_rule(model_format, image):
+    assert sp.inference_image_format({"model_format": model_format}) == image

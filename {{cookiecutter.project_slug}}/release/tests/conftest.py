@@ -6,11 +6,14 @@ prove that every client method the release code calls is exercised here, against
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import logging
 import os
 import sys
+import tarfile
 import urllib.request
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
 
-from release import stack
+from release import preflight, stack
 from release.config import ENDPOINT_TEMPLATE, MONITORING_TEMPLATE, ROOT, load_project
 from release.template import load_template
 
@@ -28,6 +31,8 @@ TESTS_DIR = RELEASE_DIR / "tests"
 REGION = load_project().region or "us-east-1"
 ACCOUNT = "123456789012"  # moto's account
 CALLS: set[tuple[str, str]] = set()  # (service name, operation name) called from release code
+LOG: list[tuple[str, str]] = []  # the same calls in order, for tests that check what a command did (or not)
+READ_ONLY = ("Get", "List", "Describe")  # operation name prefixes that change nothing
 CONTRACT_PARAMETERS = [
     "ProjectName",
     "Environment",
@@ -96,6 +101,7 @@ _original_make_api_call = BaseClient._make_api_call
 def _recording_make_api_call(self, operation_name, api_params):
     if _called_from_release_code():
         CALLS.add((self.meta.service_model.service_name, operation_name))
+        LOG.append((self.meta.service_model.service_name, operation_name))
     return _original_make_api_call(self, operation_name, api_params)
 
 
@@ -132,7 +138,13 @@ def aws(moto_url, monkeypatch):
     """A fresh moto state for each test; polling without sleeps."""
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()
     monkeypatch.setattr(stack, "POLL_SECONDS", 0.0)
+    LOG.clear()
     return moto_url
+
+
+def writes(since: int = 0) -> list[str]:
+    """The calls of the release code (from LOG[since:]) that are not read-only."""
+    return [f"{service}:{op}" for service, op in LOG[since:] if not op.startswith(READ_ONLY)]
 
 
 def client(service: str):
@@ -144,9 +156,102 @@ def project():
     return load_project()
 
 
+# The SageMaker quotas of an account, for moto's Service Quotas (which knows only the vpc service):
+# name -> (quota code, default value). Codes are made up; names follow AWS's "<type> for <usage>" pattern.
+SAGEMAKER_QUOTAS = {
+    "ml.m5.large for endpoint usage": ("L-TEST0001", 12.0),
+    "ml.m5.xlarge for endpoint usage": ("L-TEST0002", 12.0),
+    "ml.c5.large for endpoint usage": ("L-TEST0003", 0.0),
+    "ml.m5.large for processing job usage": ("L-TEST0004", 4.0),
+    "ml.m5.xlarge for training job usage": ("L-TEST0005", 2.0),
+    "ml.m5.xlarge for spot training job usage": ("L-TEST0006", 2.0),
+}
+APPLIED_QUOTAS: dict[str, float] = {}  # quota code -> applied value (an increase), per test
+
+
 @pytest.fixture
-def toolchain(aws, project):
-    """What the toolchain stack provides: the SSM parameters, the artifact bucket and the model package group."""
+def quotas(aws, monkeypatch):
+    """moto's Service Quotas answering for SageMaker: defaults from SAGEMAKER_QUOTAS, increases in the dict returned."""
+    from moto.servicequotas.exceptions import NoSuchResource
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    applied: dict[str, float] = {}
+
+    def quota(name: str, code: str, value: float) -> dict:
+        return {
+            "ServiceCode": "sagemaker",
+            "ServiceName": "Amazon SageMaker",
+            "QuotaArn": f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:sagemaker/{code}",
+            "QuotaCode": code,
+            "QuotaName": name,
+            "Value": value,
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
+        }
+
+    original_list = ServiceQuotasBackend.list_aws_default_service_quotas
+    original_get = ServiceQuotasBackend.get_service_quota
+
+    def list_defaults(self, service_code):
+        if service_code != "sagemaker":
+            return original_list(self, service_code)
+        return [quota(name, code, value) for name, (code, value) in SAGEMAKER_QUOTAS.items()]
+
+    def get_applied(self, service_code, quota_code):
+        if service_code != "sagemaker":
+            return original_get(self, service_code, quota_code)
+        for name, (code, _) in SAGEMAKER_QUOTAS.items():
+            if code == quota_code and code in applied:
+                return quota(name, code, applied[code])
+        raise NoSuchResource
+
+    monkeypatch.setattr(ServiceQuotasBackend, "list_aws_default_service_quotas", list_defaults)
+    monkeypatch.setattr(ServiceQuotasBackend, "get_service_quota", get_applied)
+    return applied
+
+
+def push_image(repository_uri: str, tag: str, image_format: str | None = "onnx") -> str:
+    """An image in moto's ECR under `tag` (and `tag-<format>`, as the build stage pushes it); returns URI:tag."""
+    name = repository_uri.split("/", 1)[1]
+    ecr = client("ecr")
+    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+        ecr.create_repository(repositoryName=name)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": f"sha256:{tag:0<64}"},
+            "layers": [],
+        }
+    )
+    ecr.put_image(repositoryName=name, imageManifest=manifest, imageTag=tag)
+    if image_format:
+        ecr.put_image(repositoryName=name, imageManifest=manifest, imageTag=f"{tag}-{image_format}")
+    return f"{repository_uri}:{tag}"
+
+
+def model_tar(model_format: str | None) -> bytes:
+    """A model.tar.gz as training writes it (metadata.json names the format; None: no metadata.json)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        files = {"model.onnx" if model_format != "skops" else "model.skops": b"model"}
+        if model_format is not None:
+            files["metadata.json"] = json.dumps({"model_format": model_format, "model_version": "m1"}).encode()
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def toolchain(aws, project, quotas):
+    """What the toolchain stack provides: the SSM parameters, the artifact bucket and the model package group.
+
+    Also what the account needs besides (make preflight): the execution role, the auto scaling service-linked
+    role and SageMaker quotas.
+    """
     bucket = f"{project.name}-artifacts"
     group = f"{project.name}-models"
     values = {
@@ -163,24 +268,47 @@ def toolchain(aws, project):
     location = {} if REGION == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": REGION}}
     client("s3").create_bucket(Bucket=bucket, **location)
     client("sagemaker").create_model_package_group(ModelPackageGroupName=group)
+    iam = client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    iam.create_role(RoleName=f"{project.name}-sagemaker", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.create_role(
+        RoleName=preflight.SCALING_ROLE,
+        Path=f"/aws-service-role/{preflight.SCALING_SERVICE}/",
+        AssumeRolePolicyDocument=json.dumps(trust),
+    )
     return values
 
 
-def add_package(toolchain, n: int, status: str = "Approved") -> str:
-    """A model package as the pipeline registers it; returns its ARN."""
+def add_package(
+    toolchain, n: int, status: str = "Approved", formats: tuple[str, str] | None = ("onnx", "onnx"), metadata=True
+) -> str:
+    """A model package as registration creates it; returns its ARN.
+
+    formats: (artifact format in model.tar.gz, format of the inference image), both also pushed to moto's ECR/S3;
+    metadata=False registers without the CustomerMetadataProperties (as packages registered before the formats).
+    """
     bucket = toolchain["artifact-bucket"]
     key = f"models/run-{n}/model.tar.gz"
-    client("s3").put_object(Bucket=bucket, Key=key, Body=f"model {n}".encode())
+    artifact, served = formats or (None, None)
+    client("s3").put_object(Bucket=bucket, Key=key, Body=model_tar(artifact))
+    image = push_image(toolchain["inference-image-uri"], f"c{n}", served)
+    params = {}
+    if metadata and formats:
+        params["CustomerMetadataProperties"] = {"model_format": artifact, "image_model_format": served}
     arn = client("sagemaker").create_model_package(
         ModelPackageGroupName=toolchain["model-package-group"],
         ModelApprovalStatus=status,
         InferenceSpecification={
-            "Containers": [
-                {"Image": f"{toolchain['inference-image-uri']}:c{n}", "ModelDataUrl": f"s3://{bucket}/{key}"}
-            ],
+            "Containers": [{"Image": image, "ModelDataUrl": f"s3://{bucket}/{key}"}],
             "SupportedContentTypes": ["text/csv"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
+        **params,
     )["ModelPackageArn"]
     return arn
 

@@ -330,3 +330,218 @@ def test_an_empty_update_refused_by_create_change_set_is_a_no_op(aws, capsys):
         with pytest.raises(ClientError, match="Template format error"):
             stack.deploy(cloudformation, Output(), **arguments)
     assert "nothing to do" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------ a first deployment that failed
+def set_stack_status(environment, status):
+    from moto.backends import get_backend
+
+    for found in get_backend("cloudformation")[ACCOUNT][REGION].stacks.values():
+        if found.name.endswith(f"-endpoint-{environment}"):
+            found.status = status
+
+
+def test_a_first_deployment_left_rollback_complete_is_deleted_and_created_again(ctx, toolchain, capsys):
+    add_package(toolchain, 1)
+    commands.deploy(ctx, "staging")
+    set_stack_status("staging", "ROLLBACK_COMPLETE")  # as a first endpoint that failed its health check leaves it
+    ctx.dry_run = True
+    assert commands.deploy(ctx, "staging") == "DRY-RUN"
+    out = capsys.readouterr().out
+    assert "would call cloudformation.delete_stack" in out and '"ChangeSetType": "CREATE"' in out
+    assert stack_parameters("staging")[1]["StackStatus"] == "ROLLBACK_COMPLETE"  # the dry run changed nothing
+    ctx.dry_run = False
+    assert commands.deploy(ctx, "staging") == "CREATE_COMPLETE"
+    out = capsys.readouterr().out
+    assert "is ROLLBACK_COMPLETE: its creation failed" in out and "/aws/sagemaker/Endpoints/" in out
+    assert "deleted" in out and "(CREATE)" in out
+
+
+def test_promote_from_a_failed_first_deployment_says_nothing_is_deployed(ctx, toolchain):
+    add_package(toolchain, 1)
+    commands.deploy(ctx, "staging")
+    set_stack_status("staging", "ROLLBACK_COMPLETE")
+    with pytest.raises(ReleaseError, match=r"the creation of stack .* failed \(ROLLBACK_COMPLETE\)") as error:
+        commands.promote(ctx, "staging", "prod")
+    assert "make deploy ENV=staging" in error.value.fix
+
+
+@pytest.mark.parametrize("status", ["ROLLBACK_FAILED", "DELETE_FAILED"])
+def test_a_stack_whose_creation_failed_part_way_gets_the_steps_in_order(ctx, toolchain, status):
+    add_package(toolchain, 1)
+    commands.deploy(ctx, "staging")
+    set_stack_status("staging", status)
+    with pytest.raises(ReleaseError, match=f"is {status}") as error:
+        commands.deploy(ctx, "staging")
+    fix = error.value.fix
+    steps = ["describe-stack-events", "delete-stack", "wait stack-delete-complete", "delete-endpoint", "deploy again"]
+    assert [fix.index(step) for step in steps] == sorted(fix.index(step) for step in steps)
+
+
+def test_a_deletion_that_fails_says_what_is_left(aws):
+    cloudformation, stubber = stubbed_cloudformation()
+    stubber.add_response(
+        "describe_stack_events", {"StackEvents": [event(1, "Endpoint", "CREATE_FAILED", "failed to pass the ping")]}
+    )
+    stubber.add_response(
+        "describe_stacks",
+        {"Stacks": [{"StackName": "s", "StackId": "id", "StackStatus": "ROLLBACK_COMPLETE", "CreationTime": NOW}]},
+    )
+    stubber.add_response("delete_stack", {}, {"StackName": "s"})
+    stubber.add_response(
+        "describe_stacks",
+        {"Stacks": [{"StackName": "s", "StackId": "id", "StackStatus": "DELETE_FAILED", "CreationTime": NOW}]},
+        {"StackName": "id"},
+    )
+    with stubber, pytest.raises(ReleaseError, match=r"the deletion of s .* failed") as error:
+        stack.replace_failed_creation(cloudformation, Output(), "s", 60, False, "e")
+    assert "aws sagemaker delete-endpoint --endpoint-name e" in error.value.fix
+
+
+# ------------------------------------------------------------------------------ capacity across an update
+def scale_to(environment, count):
+    """The live endpoint at `count` instances (moto's CloudFormation does not create a describable endpoint)."""
+    name = config.load_environment(environment).endpoint_name
+    sagemaker = client("sagemaker")
+    if not sagemaker.list_endpoints(NameContains=name)["Endpoints"]:
+        sagemaker.create_model(
+            ModelName=f"{name}-m", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/r", PrimaryContainer={"Image": "i:1"}
+        )
+        variant = {"VariantName": "AllTraffic", "ModelName": f"{name}-m", "InitialInstanceCount": 1}
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=f"{name}-c", ProductionVariants=[{**variant, "InstanceType": "ml.m5.large"}]
+        )
+        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-c")
+    sagemaker.update_endpoint_weights_and_capacities(
+        EndpointName=name, DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": count}]
+    )
+
+
+def test_an_update_starts_the_new_fleet_at_the_auto_scaled_count(ctx, toolchain, capsys):
+    add_package(toolchain, 1)
+    commands.deploy(ctx, "prod")
+    assert stack_parameters("prod")[0]["InstanceCount"] == "2"  # instance_count of prod.json
+    scale_to("prod", 5)  # auto scaling grew the fleet
+    assert commands.deploy(ctx, "prod") == "UNCHANGED"  # the count alone is no reason for an update
+    add_package(toolchain, 2)
+    assert commands.deploy(ctx, "prod") == "UPDATE_COMPLETE"
+    assert stack_parameters("prod")[0]["InstanceCount"] == "5"
+    assert "InstanceCount 5: the variant's current desired count (5, auto scaling)" in capsys.readouterr().out
+    scale_to("prod", 9)  # above max_capacity 6 (a manual change): kept within the configured range
+    add_package(toolchain, 3)
+    commands.deploy(ctx, "prod")
+    assert stack_parameters("prod")[0]["InstanceCount"] == "6"
+
+
+def register_scaling(environment, low, high):
+    name = config.load_environment(environment).endpoint_name
+    autoscaling = client("application-autoscaling")
+    key = {
+        "ServiceNamespace": "sagemaker",
+        "ResourceId": f"endpoint/{name}/variant/AllTraffic",
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+    }
+    autoscaling.register_scalable_target(**key, MinCapacity=low, MaxCapacity=high)
+    autoscaling.put_scaling_policy(
+        **key,
+        PolicyName=f"{name}-invocations-per-instance",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 600.0,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        },
+    )
+    return autoscaling, key
+
+
+def test_an_instance_type_change_deregisters_auto_scaling_and_registers_it_again(
+    ctx, toolchain, tmp_path, monkeypatch, capsys
+):
+    target = tmp_path / "config"
+    shutil.copytree(config.CONFIG_DIR, target)
+    monkeypatch.setattr(config, "CONFIG_DIR", target)
+    add_package(toolchain, 1)
+    commands.deploy(ctx, "prod")
+    scale_to("prod", 4)
+    autoscaling, _ = register_scaling("prod", 2, 6)
+    data = json.loads((target / "prod.json").read_text())
+    data["endpoint"]["instance_type"] = "ml.m5.xlarge"
+    data["endpoint"]["autoscaling"]["max_capacity"] = 5
+    (target / "prod.json").write_text(json.dumps(data))
+    seen = []
+    original = stack.deploy
+
+    def deploy_and_look(*args, **kwargs):  # what auto scaling looks like while the stack updates
+        seen.append(autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stack, "deploy", deploy_and_look)
+    assert commands.deploy(ctx, "prod") == "UPDATE_COMPLETE"
+    assert seen == [[]]  # deregistered during the update
+    parameters = stack_parameters("prod")[0]
+    assert (parameters["InstanceType"], parameters["InstanceCount"]) == ("ml.m5.xlarge", "4")
+    targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(2, 5)]
+    policies = autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    assert [p["PolicyName"] for p in policies] == [
+        "customer-churn-prod-invocations-per-instance".replace("customer-churn", load_project().name)
+    ]
+    out = capsys.readouterr().out
+    assert "UpdateEndpoint refuses that" in out and "registered again: 2-5 instances" in out
+
+
+def test_a_failed_instance_type_change_puts_the_old_scaling_back(ctx, toolchain, tmp_path, monkeypatch):
+    target = tmp_path / "config"
+    shutil.copytree(config.CONFIG_DIR, target)
+    monkeypatch.setattr(config, "CONFIG_DIR", target)
+    add_package(toolchain, 1)
+    commands.deploy(ctx, "prod")
+    scale_to("prod", 2)
+    autoscaling, _ = register_scaling("prod", 2, 6)
+    data = json.loads((target / "prod.json").read_text())
+    data["endpoint"]["instance_type"] = "ml.m5.xlarge"
+    data["endpoint"]["autoscaling"]["max_capacity"] = 3
+    (target / "prod.json").write_text(json.dumps(data))
+
+    def rolled_back(*args, **kwargs):
+        raise ReleaseError("the update of the stack failed and CloudFormation rolled it back")
+
+    monkeypatch.setattr(stack, "deploy", rolled_back)
+    with pytest.raises(ReleaseError, match="rolled it back"):
+        commands.deploy(ctx, "prod")
+    targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(2, 6)]
+    assert len(autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]) == 1
+
+
+# ------------------------------------------------------------------- one artifact path: format guard
+def test_deploy_refuses_a_package_its_image_cannot_serve_before_touching_the_endpoint(ctx, toolchain):
+    arn = add_package(toolchain, 1, formats=("skops", "onnx"))
+    with pytest.raises(ReleaseError) as error:
+        commands.deploy(ctx, "staging")
+    message = str(error.value)
+    assert f"model package {arn} holds a skops model artifact" in message and "is the onnx image" in message
+    assert "set model_format=skops in model/config/hyperparameters.json" in error.value.fix
+    assert client("cloudformation").list_stacks()["StackSummaries"] == []
+
+
+@pytest.mark.parametrize("metadata", [True, False])
+def test_a_skops_artifact_deploys_with_the_skops_image(ctx, toolchain, metadata, capsys):
+    add_package(toolchain, 1, formats=("skops", "skops"), metadata=metadata)
+    assert commands.deploy(ctx, "staging") == "CREATE_COMPLETE"
+    assert "(skops artifact, skops image)" in capsys.readouterr().out
+
+
+def test_formats_of_a_package_registered_before_are_read_from_the_artifact_and_ecr(ctx, toolchain):
+    add_package(toolchain, 1, formats=("skops", "onnx"), metadata=False)
+    with pytest.raises(ReleaseError, match=r"holds a skops model artifact.*is the onnx image"):
+        commands.deploy(ctx, "staging")
+
+
+def test_rollback_refuses_a_previous_package_its_image_cannot_serve(ctx, toolchain):
+    add_package(toolchain, 1, formats=("skops", "onnx"), metadata=False)
+    current = add_package(toolchain, 2)
+    commands.deploy(ctx, "staging")
+    with pytest.raises(ReleaseError, match="holds a skops model artifact"):
+        commands.rollback(ctx, "staging")
+    assert stack_parameters("staging")[0]["ModelPackageArn"] == current

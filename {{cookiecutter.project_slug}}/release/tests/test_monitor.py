@@ -18,7 +18,7 @@ from release.errors import ReleaseError
 from release.output import Output
 from release.template import check_parameters, load_template
 
-from .conftest import ACCOUNT, REGION, add_package, client
+from .conftest import ACCOUNT, REGION, add_package, client, push_image
 
 BASELINES = {
     "statistics.json": {"version": 0.0, "dataset": {"item_count": 3}, "features": []},
@@ -68,6 +68,9 @@ def edit(config_dir, environment, change):
 def ctx(toolchain, moto_template, moto_monitoring_template, monitoring_dir, monkeypatch):
     monkeypatch.delenv("GITHUB_SHA", raising=False)
     monkeypatch.delenv("CODEBUILD_RESOLVED_SOURCE_VERSION", raising=False)
+    for tag in ("0123abc", "4567def"):  # monitoring images the build stage pushed
+        push_image(toolchain["monitoring-image-uri"], tag, image_format=None)
+    push_image(f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/other/monitoring", "v2", image_format=None)
     return commands.Context(
         project=load_project(), template=moto_template, monitoring_template=moto_monitoring_template, out=Output()
     )
@@ -248,9 +251,42 @@ def test_a_stack_left_broken_is_refused_with_monitoring_words(ctx, toolchain):
 
     commands.monitor(ctx, "staging", tag="0123abc")
     for found in get_backend("cloudformation")[ACCOUNT][REGION].stacks.values():
-        found.status = "ROLLBACK_COMPLETE"
-    with pytest.raises(ReleaseError, match="it holds no drift schedule and no alarms"):
+        found.status = "ROLLBACK_FAILED"
+    with pytest.raises(ReleaseError, match="it holds no drift schedule and no alarms") as error:
         commands.monitor(ctx, "staging", tag="4567def")
+    assert "wait stack-delete-complete" in error.value.fix
+
+
+def test_a_failed_first_monitoring_stack_is_deleted_and_created_again(ctx, toolchain, capsys):
+    from moto.backends import get_backend
+
+    commands.monitor(ctx, "staging", tag="0123abc")
+    for found in get_backend("cloudformation")[ACCOUNT][REGION].stacks.values():
+        found.status = "ROLLBACK_COMPLETE"
+    assert commands.monitor(ctx, "staging", tag="4567def") == "CREATE_COMPLETE"
+    assert stack_of("monitoring", "staging")[0]["MonitoringImageUri"].endswith(":4567def")
+    out = capsys.readouterr().out
+    assert "is ROLLBACK_COMPLETE: its creation failed" in out and "deleted" in out
+
+
+# ------------------------------------------------------------------------------------ the monitoring image
+def test_a_monitoring_image_no_build_pushed_is_refused_before_any_write(ctx, toolchain):
+    with pytest.raises(ReleaseError, match=r"monitoring image .*:feedbee does not exist in ECR") as error:
+        commands.monitor(ctx, "staging", tag="feedbee")
+    assert "aws ecr describe-images --repository-name" in error.value.fix
+    assert baseline_objects(toolchain) == {}
+
+
+def test_the_default_tag_is_the_build_of_the_deployed_package(ctx, toolchain, monkeypatch, capsys):
+    monkeypatch.setenv("GITHUB_SHA", "4567def")  # the current commit: not what the endpoint runs
+    add_package(toolchain, 7)  # image ...-inference:c7, built with the monitoring image ...:c7
+    commands.deploy(ctx, "staging")
+    with pytest.raises(ReleaseError, match=r"monitoring:c7 does not exist in ECR"):
+        commands.monitor(ctx, "staging")
+    push_image(toolchain["monitoring-image-uri"], "c7", image_format=None)
+    assert commands.monitor(ctx, "staging") == "CREATE_COMPLETE"
+    assert stack_of("monitoring", "staging")[0]["MonitoringImageUri"] == f"{toolchain['monitoring-image-uri']}:c7"
+    assert "monitoring image tag c7: the build of the model package staging serves" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------------- capture window

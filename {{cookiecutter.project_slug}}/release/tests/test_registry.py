@@ -11,7 +11,7 @@ from release.config import load_project
 from release.errors import ReleaseError
 from release.output import Output
 
-from .conftest import add_package, client
+from .conftest import add_package, client, model_tar, push_image
 
 
 @pytest.fixture
@@ -21,9 +21,17 @@ def ctx(toolchain, capsys):
 
 @pytest.fixture
 def model_data(toolchain):
+    """An onnx artifact as training writes it, and the onnx inference image of commit abc123 in ECR."""
     bucket = toolchain["artifact-bucket"]
-    client("s3").put_object(Bucket=bucket, Key="training/job-1/output/model.tar.gz", Body=b"artifact")
+    client("s3").put_object(Bucket=bucket, Key="training/job-1/output/model.tar.gz", Body=model_tar("onnx"))
+    push_image(toolchain["inference-image-uri"], "abc123", "onnx")
     return f"s3://{bucket}/training/job-1/output/model.tar.gz"
+
+
+def artifact(toolchain, model_format, name="job-2"):
+    key = f"training/{name}/output/model.tar.gz"
+    client("s3").put_object(Bucket=toolchain["artifact-bucket"], Key=key, Body=model_tar(model_format))
+    return f"s3://{toolchain['artifact-bucket']}/{key}"
 
 
 @pytest.fixture
@@ -49,6 +57,52 @@ def test_register_creates_a_pending_package_with_uploaded_metrics(ctx, toolchain
     assert json.loads(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())["passed"] is True
 
 
+def test_register_records_the_artifact_and_image_formats(ctx, toolchain, model_data, evaluation):
+    arn = commands.register(ctx, model_data, str(evaluation), "", "abc123", "")
+    metadata = client("sagemaker").describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    assert (metadata["model_format"], metadata["image_model_format"]) == ("onnx", "onnx")
+
+
+@pytest.mark.parametrize(("model_format", "image_format"), [("skops", "skops"), ("onnx", "skops"), ("onnx", "onnx")])
+def test_register_accepts_what_the_image_serves(ctx, toolchain, evaluation, model_format, image_format):
+    image = push_image(toolchain["inference-image-uri"], "def456", image_format)
+    arn = commands.register(ctx, artifact(toolchain, model_format), str(evaluation), image, "", "")
+    metadata = client("sagemaker").describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    assert (metadata["model_format"], metadata["image_model_format"]) == (model_format, image_format)
+
+
+def test_register_refuses_a_skops_artifact_for_the_onnx_image_before_any_write(ctx, toolchain, model_data, evaluation):
+    skops = artifact(toolchain, "skops")
+    with pytest.raises(ReleaseError) as error:
+        commands.register(ctx, skops, str(evaluation), "", "abc123", "")
+    message = str(error.value)
+    assert f"the model {skops} holds a skops model artifact" in message
+    assert f"inference image {toolchain['inference-image-uri']}:abc123 is the onnx image" in message
+    assert "set model_format=skops in model/config/hyperparameters.json" in error.value.fix
+    assert "choose an estimator that exports to ONNX" in error.value.fix
+    assert packages(toolchain) == []
+    listing = client("s3").list_objects_v2(Bucket=toolchain["artifact-bucket"], Prefix=f"{load_project().name}/")
+    assert listing.get("KeyCount", 0) == 0  # the metrics were not uploaded either
+
+
+def test_register_refuses_an_image_no_build_pushed(ctx, toolchain, model_data, evaluation):
+    with pytest.raises(ReleaseError, match=r"inference-image:0000000 does not exist in ECR|:0000000 does not exist"):
+        commands.register(ctx, model_data, str(evaluation), "", "0000000", "")
+    assert packages(toolchain) == []
+
+
+def test_register_refuses_an_image_without_a_format_tag(ctx, toolchain, model_data, evaluation):
+    push_image(toolchain["inference-image-uri"], "old1", image_format=None)
+    with pytest.raises(ReleaseError, match="has no model-format tags") as error:
+        commands.register(ctx, model_data, str(evaluation), "", "old1", "")
+    assert "--image-tag old1-onnx" in error.value.fix and "aws ecr put-image" in error.value.fix
+
+
+def test_register_refuses_an_artifact_without_metadata(ctx, toolchain, model_data, evaluation):
+    with pytest.raises(ReleaseError, match=r"records no model format \(no metadata.json\)"):
+        commands.register(ctx, artifact(toolchain, None), str(evaluation), "", "abc123", "")
+
+
 def test_register_twice_keeps_one_package(ctx, toolchain, model_data, evaluation, capsys):
     first = commands.register(ctx, model_data, str(evaluation), "", "abc123", "")
     second = commands.register(ctx, model_data, str(evaluation), "", "abc123", "")
@@ -60,7 +114,8 @@ def test_register_twice_keeps_one_package(ctx, toolchain, model_data, evaluation
 def test_register_with_metrics_already_in_s3(ctx, toolchain, model_data):
     bucket = toolchain["artifact-bucket"]
     client("s3").put_object(Bucket=bucket, Key="runs/1/evaluation.json", Body=b"{}")
-    arn = commands.register(ctx, model_data, f"s3://{bucket}/runs/1/evaluation.json", "repo/image:1", "", "first")
+    image = push_image(toolchain["inference-image-uri"], "v1", "skops")
+    arn = commands.register(ctx, model_data, f"s3://{bucket}/runs/1/evaluation.json", image, "", "first")
     assert arn.endswith("/1")
 
 

@@ -20,6 +20,11 @@ CLIENT_NAMES = {
     "ssm": "ssm",
     "sts": "sts",
     "runtime": "sagemaker-runtime",
+    "autoscaling": "application-autoscaling",
+    "ecr": "ecr",
+    "iam": "iam",
+    "quotas": "service-quotas",
+    "connections": "codeconnections",
 }
 
 
