@@ -135,6 +135,9 @@ UNSCOPED_ACTIONS = {
     "application-autoscaling:DescribeScalingActivities",
     "application-autoscaling:DescribeScheduledActions",
     "cloudwatch:GetMetricData",
+    # Service Quotas has no resource-level permissions for listing the defaults; quotas are read, never changed.
+    "servicequotas:ListAWSDefaultServiceQuotas",
+    "servicequotas:GetServiceQuota",
 }
 
 
