@@ -126,4 +126,17 @@ def checkov_bin() -> Path:
     return venv / "bin" / "checkov"
 
 
+@pytest.fixture(scope="session")
+def inference_venv() -> Path:
+    """The inference image's environment: model/inference/requirements.txt and nothing else (no scikit-learn).
+
+    Serving from it proves the exported artifact needs only onnxruntime. Override with SMT_INFERENCE_VENV.
+    """
+    return _tool_venv(
+        "inference-venv-py3.11",
+        "SMT_INFERENCE_VENV",
+        ROOT / TEMPLATE_DIR_NAME / "model" / "inference" / "requirements.txt",
+    )
+
+
 __all__ = ["ROOT", "VARIANTS", "Baked"]

@@ -477,12 +477,13 @@ class Schema:
 
 def file_stem(name: str, limit: int = 60) -> str:
     """A column name as a portable file name: unchanged when already safe, else sanitised plus a short digest,
-    so `a b` and `a_b` never share a file and `od280/od315` never becomes a folder."""
+    so `a b` and `a_b` never share a file, `od280/od315` never becomes a folder, and `Speed` and `speed` stay
+    apart on case-insensitive file systems (only lowercase names are kept as they are)."""
     import hashlib
     import re
 
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "column"
-    if safe == name and len(name) <= limit:
+    if safe == name and name == name.lower() and len(name) <= limit:
         return name
     return f"{safe[:limit]}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
@@ -572,10 +573,12 @@ def _coerce_numeric(feature: Feature, values: Sequence) -> tuple[np.ndarray, lis
         if array.ndim != 1:
             raise ValueError("nested values")
         # JSON true/false would silently become 1.0/0.0: they are not numbers in this contract.
-        if any(type(v) is bool for v in values):
+        if not (isinstance(values, np.ndarray) and values.dtype.kind == "f") and any(type(v) is bool for v in values):
             raise ValueError("boolean")
         if _all_valid(feature, array):  # the common case: one pass of checks, no per-rule bookkeeping
             return array, issues
+        if isinstance(values, np.ndarray):
+            values = values.tolist()  # problems are reported with plain Python values
     except (ValueError, TypeError):
         array = np.empty(len(values), dtype=np.float64)
         for i, v in enumerate(values):

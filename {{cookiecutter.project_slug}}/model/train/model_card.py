@@ -38,6 +38,10 @@ RISK_RATINGS = ("High", "Medium", "Low", "Unknown")
 METRIC_TYPES = ("number", "string", "boolean")
 MAX_TEXT = 1024  # SageMaker Model Cards' limit for most free-text fields
 MAX_CATEGORIES_SHOWN = 20
+# SageMaker Model Cards' limits on evaluation names; longer column names are shortened with a digest there (the
+# full name goes into the metric's notes) and kept whole everywhere else.
+GROUP_NAME_LIMIT = 63
+METRIC_NAME_LIMIT = 255
 
 CLARIFY_NAMES = {
     "CI": "class imbalance (facet a vs d in the data)",
@@ -128,6 +132,19 @@ def _importance_rows(importance) -> list[dict]:
     return list(importance["features"] if isinstance(importance, Mapping) else importance)
 
 
+def _fit(name: str, limit: int) -> str:
+    """A name within a Model Cards limit: unchanged when it fits, else cut and made unique with a digest."""
+    if len(name) <= limit:
+        return name
+    import hashlib
+
+    return f"{name[: limit - 10]}~{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}~"
+
+
+def _notes(notes: str, name: str, limit: int) -> str:
+    return notes if len(name) <= limit else f"{notes}; full name: {name}"[:MAX_TEXT]
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
     def cell(value) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
@@ -201,7 +218,12 @@ def card_content(
         {
             "name": "gates (baseline.json)",
             "metric_data": [
-                {"name": _gate_name(g), "type": "string", "value": g["status"], "notes": f"gate {g['bound']}"}
+                {
+                    "name": _fit(_gate_name(g), METRIC_NAME_LIMIT),
+                    "type": "string",
+                    "value": g["status"],
+                    "notes": _notes(f"gate {g['bound']}", _gate_name(g), METRIC_NAME_LIMIT),
+                }
                 for g in gates
             ],
         },
@@ -209,7 +231,7 @@ def card_content(
     for facet, values in evaluation.get("bias_metrics", {}).items():
         holdout_groups.append(
             {
-                "name": f"bias: {facet}",
+                "name": _fit(f"bias: {facet}", GROUP_NAME_LIMIT),
                 "metric_data": [
                     {"name": name, "type": "number", "value": float(value), "notes": CLARIFY_NAMES.get(name, "")}
                     for name, value in values.items()
@@ -242,10 +264,12 @@ def card_content(
                         "name": f"permutation importance ({metric})",
                         "metric_data": [
                             {
-                                "name": r["feature"],
+                                "name": _fit(r["feature"], METRIC_NAME_LIMIT),
                                 "type": "number",
                                 "value": float(r["importance_mean"]),
-                                "notes": f"std {r.get('importance_std') or 0.0:.4f}",
+                                "notes": _notes(
+                                    f"std {r.get('importance_std') or 0.0:.4f}", r["feature"], METRIC_NAME_LIMIT
+                                ),
                             }
                             for r in rows
                         ],
@@ -338,15 +362,15 @@ def check_card_content(card: Mapping) -> None:
     for i, entry in enumerate(card["evaluation_details"]):
         where = f"evaluation_details[{i}]"
         obj(where, entry, ("name", "metric_groups"))
-        text(f"{where}.name", entry["name"], 63)
+        text(f"{where}.name", entry["name"], GROUP_NAME_LIMIT)
         for j, group in enumerate(entry["metric_groups"]):
             group_where = f"{where}.metric_groups[{j}]"
             obj(group_where, group, ("name", "metric_data"))
-            text(f"{group_where}.name", group["name"], 63)
+            text(f"{group_where}.name", group["name"], GROUP_NAME_LIMIT)
             for k, metric in enumerate(group["metric_data"]):
                 metric_where = f"{group_where}.metric_data[{k}]"
                 obj(metric_where, metric, ("name", "type", "value"))
-                text(f"{metric_where}.name", metric["name"], 255)
+                text(f"{metric_where}.name", metric["name"], METRIC_NAME_LIMIT)
                 kind, value = metric["type"], metric["value"]
                 if kind not in METRIC_TYPES:
                     fail(f"{metric_where}.type", f"{kind!r} is not one of {', '.join(METRIC_TYPES)}")
@@ -438,7 +462,7 @@ def card_markdown(
         ("feature", "type", "nullable", "allowed values", "description"),
         [(f.name, f.type, "yes" if f.nullable else "no", _feature_rule(f), f.description) for f in schema.features],
     )
-    out += ["", "Sensitive features (not model inputs; used to measure bias):", ""]
+    out += ["", "Sensitive features (used to measure bias; a facet may also be a model input):", ""]
     if schema.sensitive_features:
         out += _table(
             ("feature", "facet d (disadvantaged group)", "categories"),
