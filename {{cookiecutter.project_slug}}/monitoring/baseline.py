@@ -87,20 +87,33 @@ def _score(model_dir: Path, schema: Schema, columns: Mapping) -> dict:
     return {"predicted_label": labels, "probability": confidence}
 
 
-def _read_table(path: Path, names: list[str]) -> tuple[dict, int]:
+def _values(column):
+    """An Arrow column as the data contract takes it: numbers as one float64 array, anything else as a list."""
+    import pyarrow as pa
+
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        return column.to_numpy(zero_copy_only=False).astype("float64", copy=False)
+    return column.to_pylist()
+
+
+def _read_table(path: Path, names: list[str], numeric: frozenset[str] = frozenset()) -> tuple[dict, int]:
+    """The schema's columns; numeric features as float64 when every cell parses (far less memory than text),
+    else as text, which the profile then checks value by value."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from pyarrow import csv as pacsv
 
+    def read_csv(types: dict) -> pa.Table:
+        options = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, null_values=[""])
+        return pacsv.read_csv(path, convert_options=options)
+
     if path.suffix == ".parquet":
         table = pq.read_table(path, columns=None)
     else:
-        table = pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=True, null_values=[""]
-            ),
-        )
+        try:
+            table = read_csv({n: pa.float64() if n in numeric else pa.string() for n in names})
+        except pa.ArrowInvalid:
+            table = read_csv({n: pa.string() for n in names})
     missing = [n for n in names if n not in table.column_names]
     if missing:
         raise SystemExit(f"--data {path}: columns {missing} of schema.json are not in the file")
@@ -128,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, default=HERE / "baselines")
     args = parser.parse_args(argv)
     schema = Schema.load(args.schema)
-    columns, rows = _read_table(args.data, schema.feature_names)
+    numeric = frozenset(f.name for f in schema.features if f.is_numeric)
+    columns, rows = _read_table(args.data, schema.feature_names, numeric)
     predictions = None
     if args.model_dir is not None:
-        predictions = _score(args.model_dir, schema, {n: c.to_pylist() for n, c in columns.items()})
+        predictions = _score(args.model_dir, schema, {n: _values(c) for n, c in columns.items()})
     results = build_baseline(schema, columns, predictions)
     for path in write_baseline(args.output_dir, schema, args.schema, results):
         print(f"wrote {path}", file=sys.stderr)
