@@ -1,9 +1,9 @@
-"""docs/own-table.md as written: `make schema` -> review -> `make pipeline` -> `make serve`, on our own table.
+"""The README's "Train on your own table", as written: make schema -> review -> make pipeline -> make serve.
 
-The commands come from the marked block of the baked repository's docs/own-table.md, so the walk-through a
-user follows is the one tested: a step renamed or dropped in the doc breaks this test. The table is not the
-sample: its headers hold spaces, slashes, quotes, commas, unicode, a 200-character name and names differing
-only in case, it has an ID column and a yes/no label whose name is a question.
+The commands come from the marked block of the baked repository's README.md (docs/own-table.md repeats the
+same block), so the walk-through a user follows is the one tested: a step renamed or dropped breaks this test.
+The table is not the sample: its headers hold spaces, slashes, quotes, commas, unicode, a 200-character name
+and names differing only in case, it has an ID column and a yes/no label whose name is a question.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def walkthrough_commands(doc: str) -> list[list[str]]:
     start = doc.index(MARKER)
     block = re.search(r"```[a-z]*\n(.*?)```", doc[start:], re.DOTALL)
     assert block, f"no fenced block after {MARKER!r} in docs/own-table.md"
-    return [shlex.split(line) for line in block.group(1).splitlines() if line.startswith("make ")]
+    return [
+        shlex.split(line.split("  #")[0]) for line in block.group(1).splitlines() if line.startswith("make ")
+    ]
 
 
 def write_table(path: Path, rows: int = 800, seed: int = 11) -> Path:
@@ -76,10 +78,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_the_doc_marks_its_walkthrough_commands():
-    doc = (ROOT / TEMPLATE_DIR_NAME / "docs" / "own-table.md").read_text(encoding="utf-8")
-    targets = [command[1] for command in walkthrough_commands(doc)]
-    assert targets == ["schema", "pipeline", "serve"]
+def test_the_readme_and_the_guide_mark_the_same_walkthrough_commands():
+    template = ROOT / TEMPLATE_DIR_NAME
+    readme = walkthrough_commands((template / "README.md").read_text(encoding="utf-8"))
+    guide = walkthrough_commands((template / "docs" / "own-table.md").read_text(encoding="utf-8"))
+    assert [command[1] for command in readme] == ["schema", "pipeline", "serve"]
+    assert readme == guide
 
 
 def test_the_sample_contract_copy_matches_the_shipped_contract():
@@ -90,11 +94,13 @@ def test_the_sample_contract_copy_matches_the_shipped_contract():
 
 
 @pytest.mark.slow
-def test_the_own_table_walkthrough_ends_with_a_registered_and_served_model(template_repo, tmp_path, e2e_venv):
+def test_the_own_table_walkthrough_ends_with_a_registered_and_served_model(
+    template_repo, tmp_path, e2e_venv, inference_venv
+):
     answers = {"python_version": "3.11", "license": "MIT", "problem_type": "binary_classification"}
     project = bake_cookiecutter(template_repo, answers, tmp_path / "bake")
     table = write_table(tmp_path / "my table (v2).csv")
-    commands = walkthrough_commands((project / "docs" / "own-table.md").read_text(encoding="utf-8"))
+    commands = walkthrough_commands((project / "README.md").read_text(encoding="utf-8"))
     values = {"DATA": str(table), "TARGET": TARGET}
     port = free_port()
     make(project, "setup", e2e_venv, timeout=1800)
@@ -117,17 +123,20 @@ def test_the_own_table_walkthrough_ends_with_a_registered_and_served_model(templ
             assert re.search(r"registered\s*\|.*v1", out), out[-3000:]
         else:
             assert target == "serve", f"the walk-through runs `make {target}`, which this test does not know"
-            answer = serve_one_request(project, e2e_venv, port, schema, table)
+            answer = serve_one_request(project, e2e_venv, inference_venv, port, schema, table)
             assert answer["predictions"][0]["labels"] == ["no", "yes"]
     registry = make(project, "registry", e2e_venv, timeout=120).stdout
     assert re.search(r"(?m)^1\s+PendingManualApproval", registry), registry
 
 
-def serve_one_request(project: Path, venv: Path, port: int, schema: dict, table: Path) -> dict:
+def serve_one_request(
+    project: Path, venv: Path, inference_venv: Path, port: int, schema: dict, table: Path
+) -> dict:
     """`make serve` in the background, one JSON request keyed by the hostile feature names, then SIGTERM."""
     env = {key: value for key, value in os.environ.items() if key not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    command = ["make", "-C", str(project), "serve", f"VENV={venv}", f"INFERENCE_VENV={inference_venv}"]
     server = subprocess.Popen(
-        ["make", "-C", str(project), "serve", f"VENV={venv}", f"PORT={port}", "CAPTURE_PERCENT=0"],
+        [*command, f"PORT={port}", "CAPTURE_PERCENT=0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
