@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterable
 from contextlib import contextmanager
 
 import yaml
@@ -121,12 +122,25 @@ def _for_moto(statement: dict, bucket: str) -> dict | None:
     return {"Effect": "Allow", "Action": actions, "Resource": ["*"]}
 
 
-def role_policies(role: str, bucket: str, provider: str | None = None) -> list[dict]:
-    """The policy documents attached to the toolchain role `role`, as moto can enforce them."""
+def toolchain_resources(provider: str | None = None) -> dict:
+    """The resources of infra/lib/toolchain.yaml for the CI provider, with its conditions resolved."""
     _, document = load_template(TOOLCHAIN)
-    provider = provider or ci_provider()
-    values = _parameter_values(document, provider)
+    values = _parameter_values(document, provider or ci_provider())
     resources = _resolve_ifs(document["Resources"], document, values)
+    return {
+        name: resource
+        for name, resource in resources.items()
+        if "Condition" not in resource or _condition({"Condition": resource["Condition"]}, document, values)
+    }
+
+
+def role_policies(role: str, bucket: str, provider: str | None = None, without: Iterable[str] = ()) -> list[dict]:
+    """The policy documents attached to the toolchain role `role`, as moto can enforce them.
+
+    `without` removes actions from the Allow statements: a test proves with it that a missing action fails.
+    """
+    provider = provider or ci_provider()
+    resources = toolchain_resources(provider)
     assert role in resources, f"infra/lib/toolchain.yaml has no role {role} for ci_provider {provider}"
     documents = [p["PolicyDocument"] for p in resources[role]["Properties"].get("Policies", [])]
     for resource in resources.values():
@@ -135,18 +149,26 @@ def role_policies(role: str, bucket: str, provider: str | None = None) -> list[d
             names = names if isinstance(names, list) else [names]
             if {"Ref": role} in names:
                 documents.append(resource["Properties"]["PolicyDocument"])
+    removed = set(without)
     converted = []
     for document in documents:
         statements = [_for_moto(s, bucket) for s in document["Statement"] if isinstance(s, dict)]
         statements = [s for s in statements if s]
+        for statement in statements:
+            if statement["Effect"] == "Allow":
+                statement["Action"] = [a for a in statement["Action"] if a not in removed]
+        statements = [s for s in statements if s["Action"]]
         if statements:
             converted.append({"Version": "2012-10-17", "Statement": statements})
     return converted
 
 
 @contextmanager
-def acting_as(role: str, moto_url: str, bucket: str, monkeypatch):
-    """Run the block with the role's credentials and moto's IAM enforcement on; the test's setup must come first."""
+def acting_as(role: str, moto_url: str, bucket: str, monkeypatch, without: Iterable[str] = ()):
+    """Run the block with the role's credentials and moto's IAM enforcement on; the test's setup must come first.
+
+    `without`: actions taken out of the role's policies (see role_policies).
+    """
     import boto3
 
     iam = boto3.client("iam")
@@ -155,7 +177,7 @@ def acting_as(role: str, moto_url: str, bucket: str, monkeypatch):
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
     }
     arn = iam.create_role(RoleName=f"test-{role}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    for n, policy in enumerate(role_policies(role, bucket)):
+    for n, policy in enumerate(role_policies(role, bucket, without=without)):
         iam.put_role_policy(RoleName=f"test-{role}", PolicyName=f"p{n}", PolicyDocument=json.dumps(policy))
     credentials = boto3.client("sts").assume_role(RoleArn=arn, RoleSessionName="release")["Credentials"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])

@@ -81,8 +81,26 @@ def test_monitor_runs_as_the_release_role(ctx, toolchain, moto_url, monkeypatch,
         assert commands.monitor(ctx, "staging", tag="0123abc") == "CREATE_COMPLETE"
 
 
-def test_a_call_the_role_may_not_make_fails(ctx, toolchain, moto_url, monkeypatch):
-    """The guard itself: the build role may not create stacks, and moto says so."""
+def test_an_action_taken_out_of_the_release_role_fails_the_deploy_naming_it(ctx, toolchain, moto_url, monkeypatch):
+    """The guard itself, under either CI provider: one action fewer and the release role's deploy is refused."""
+    from botocore.exceptions import ClientError
+
+    add_package(toolchain, 1)
+    role = ROLES[ci_provider()]["release"]
+    with (
+        acting_as(
+            role, moto_url, toolchain["artifact-bucket"], monkeypatch, without=["cloudformation:CreateChangeSet"]
+        ),
+        pytest.raises(ClientError, match=r"(AccessDenied|not authorized).*cloudformation:CreateChangeSet"),
+    ):
+        commands.deploy(ctx, "staging")
+
+
+@pytest.mark.skipif(
+    ci_provider() == "github-actions", reason="the GitHub CI role also deploys staging (it holds the release policy)"
+)
+def test_the_build_role_may_not_deploy(ctx, toolchain, moto_url, monkeypatch):
+    """CodeBuild's build and train projects cannot touch an endpoint stack; moto says so."""
     from botocore.exceptions import ClientError
 
     add_package(toolchain, 1)
