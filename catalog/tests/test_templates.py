@@ -261,6 +261,9 @@ def test_every_action_in_the_catalog_policies_is_an_aws_action() -> None:
         statements = rules.statements_in(load_template(path.read_text()))
         actions = [a for s in statements for a in rules.as_list(s.get("Action", s.get("NotAction", [])))]
         assert rules.unknown_actions(actions) == [], f"{path.name} names actions AWS does not have"
+    registrar = json.loads((CATALOG / "registrar-policy.json").read_text(encoding="utf-8"))
+    actions = [a for s in registrar["Statement"] for a in rules.as_list(s.get("Action", s.get("NotAction", [])))]
+    assert actions and rules.unknown_actions(actions) == [], "registrar-policy.json names actions AWS does not have"
 
 
 def test_what_a_project_keeps_on_deletion_is_stated() -> None:
