@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import iam_rules
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,17 +160,6 @@ def resources(template: dict, kind: str) -> dict[str, dict]:
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 
 
-def walk(node: Any):
-    """Every dict, list and scalar of a template, depth first."""
-    yield node
-    if isinstance(node, dict):
-        for value in node.values():
-            yield from walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from walk(value)
-
-
 def sample_parameters(stack: str, **overrides: str) -> dict[str, str]:
     """Values for every parameter without a default (what release/release.py or a user passes)."""
     values = {
@@ -310,7 +300,7 @@ def test_every_arn_names_its_partition(stack):
     text = (LIB / f"{stack}.yaml").read_text(encoding="utf-8")
 
     assert "arn:aws:" not in text, "write arn:${AWS::Partition}:... (regions include aws-cn and aws-us-gov)"
-    for node in walk(load(stack)):
+    for node in iam_rules.walk(load(stack)):
         if isinstance(node, dict) and "Fn::Sub" in node:
             body = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
             for partition in re.findall(r"arn:(\$\{[^}]*\}|[a-z-]*):", body):

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sys
 import tarfile
 import urllib.request
@@ -22,7 +23,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
 
-from release import preflight, stack
+from release import config, preflight, stack
 from release.config import ENDPOINT_TEMPLATE, MONITORING_TEMPLATE, ROOT, load_project
 from release.template import load_template
 
@@ -149,6 +150,23 @@ def writes(since: int = 0) -> list[str]:
 
 def client(service: str):
     return boto3.client(service, region_name=REGION, config=Config(retries={"max_attempts": 1}))
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch):
+    """A copy of infra/config that a test may break."""
+    target = tmp_path / "config"
+    shutil.copytree(config.CONFIG_DIR, target)
+    monkeypatch.setattr(config, "CONFIG_DIR", target)
+    return target
+
+
+def edit(config_dir, environment, change):
+    """Change infra/config/<environment>.json in the test's copy (the config_dir fixture)."""
+    path = config_dir / f"{environment}.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
 
 from release import config
@@ -12,7 +9,7 @@ from release.config import StackInputs, endpoint_stack_parameters, load_environm
 from release.errors import ReleaseError
 from release.template import check_parameters, load_template
 
-from .conftest import CONTRACT_PARAMETERS
+from .conftest import CONTRACT_PARAMETERS, edit
 
 INPUTS = StackInputs(
     model_package_arn="arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-models/3",
@@ -20,22 +17,6 @@ INPUTS = StackInputs(
     kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     data_capture_s3_uri="s3://churn-artifacts/churn/data-capture/staging",
 )
-
-
-@pytest.fixture
-def config_dir(tmp_path, monkeypatch):
-    """A copy of infra/config that a test may break."""
-    target = tmp_path / "config"
-    shutil.copytree(config.CONFIG_DIR, target)
-    monkeypatch.setattr(config, "CONFIG_DIR", target)
-    return target
-
-
-def edit(config_dir, environment, change):
-    path = config_dir / f"{environment}.json"
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
 
 
 @pytest.mark.parametrize("environment", config.ENVIRONMENTS)

@@ -18,7 +18,7 @@ from release.errors import ReleaseError
 from release.output import Output
 from release.template import check_parameters, load_template
 
-from .conftest import ACCOUNT, REGION, add_package, client, push_image
+from .conftest import ACCOUNT, REGION, add_package, client, edit, push_image
 
 BASELINES = {
     "statistics.json": {"version": 0.0, "dataset": {"item_count": 3}, "features": []},
@@ -47,21 +47,6 @@ def monitoring_dir(tmp_path, monkeypatch, moto_monitoring_template):
     if not config.MONITORING_TEMPLATE.is_file():  # generated without monitoring: stand in for the template
         monkeypatch.setattr(config, "MONITORING_TEMPLATE", moto_monitoring_template)
     return folder
-
-
-@pytest.fixture
-def config_dir(tmp_path, monkeypatch):
-    target = tmp_path / "config"
-    shutil.copytree(config.CONFIG_DIR, target)
-    monkeypatch.setattr(config, "CONFIG_DIR", target)
-    return target
-
-
-def edit(config_dir, environment, change):
-    path = config_dir / f"{environment}.json"
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
 
 
 @pytest.fixture

@@ -5,17 +5,16 @@ checks that nothing but Get/List/Describe calls were made."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from botocore.stub import Stubber
 
-from release import commands, config, preflight, release
+from release import commands, preflight, release
 from release.config import load_project
 from release.errors import ReleaseError
 from release.output import Output
 
-from .conftest import ACCOUNT, LOG, REGION, SAGEMAKER_QUOTAS, add_package, client, writes
+from .conftest import ACCOUNT, LOG, REGION, SAGEMAKER_QUOTAS, add_package, client, edit, writes
 
 CONNECTION = f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/0a1b2c3d-1111-2222-3333-444455556666"
 
@@ -23,21 +22,6 @@ CONNECTION = f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/0a1b2c3d-11
 @pytest.fixture
 def ctx(toolchain, moto_template):
     return commands.Context(project=load_project(), template=moto_template, out=Output())
-
-
-@pytest.fixture
-def config_dir(tmp_path, monkeypatch):
-    target = tmp_path / "config"
-    shutil.copytree(config.CONFIG_DIR, target)
-    monkeypatch.setattr(config, "CONFIG_DIR", target)
-    return target
-
-
-def edit(config_dir, environment, change):
-    path = config_dir / f"{environment}.json"
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
 
 
 def connection_status(ctx, status: str | None) -> Stubber:
