@@ -123,15 +123,20 @@ class SensitiveFeature:
         """Raw column -> float64 with NaN (numeric) or str with None (categorical), and what is wrong with it."""
         if self.is_numeric:
             return _coerce_numeric(Feature(self.name, "float", nullable=self.nullable), values)
-        feature = Feature(self.name, "categorical", nullable=self.nullable, categories=self.categories)
-        if not self.categories:
-            feature = Feature(self.name, "categorical", nullable=self.nullable, unknown_categories="accept")
+        # Without listed categories every value is a group of its own.
+        unknown = "refuse" if self.categories else "accept"
+        feature = Feature(
+            self.name, "categorical", self.nullable, categories=self.categories, unknown_categories=unknown
+        )
         return _coerce_categorical(feature, values)
 
     def groups(self, values: Sequence) -> tuple[np.ndarray, np.ndarray]:
         """(in_d, known): membership of facet d, and which rows have a facet value at all."""
         if self.is_numeric:
-            numeric = np.array([np.nan if is_missing(v) else v for v in values], dtype=np.float64)
+            if isinstance(values, np.ndarray) and values.dtype.kind == "f":  # already coerced: no per-row pass
+                numeric = values
+            else:
+                numeric = np.array([np.nan if is_missing(v) else v for v in values], dtype=np.float64)
             known = ~np.isnan(numeric)
             return known & (numeric > float(self.facet_values_or_threshold[0])), known
         keys = [None if is_missing(v) else _label_key(v) for v in values]
