@@ -67,7 +67,7 @@ def build_models(project: Path, work: Path) -> tuple[Path, Path, Path]:
 
     data_path = work / "sample.csv"
     subprocess.run(
-        [sys.executable, str(project / "data" / "make_sample_data.py"), "--out", str(data_path)],
+        [sys.executable, str(project / "data" / "sample_data.py"), "--out", str(data_path)],
         check=True,
         cwd=project,
         timeout=300,

@@ -6,7 +6,7 @@
 A REPO is a local path (updated in place: a new branch is created there and the original branch is checked
 out again afterwards) or a git URL (cloned into --workdir, updated on a new branch, the branch pushed back).
 For each one: refuse a dirty work tree, skip it when it is already at the release, otherwise create the
-branch ``template-update/<release>``, run the repository's own ``pipeline/update_template.py`` logic (copier
+branch ``template-update/<release>``, run the repository's own ``cicd/update_template.py`` logic (copier
 update with every check, restored on failure), commit the result (conflict markers included, so the team
 resolves them on the branch), run its tests, push when it came from a URL, open a pull request with the
 GitHub CLI when --open-pr is given and ``gh`` is available, and otherwise report "branch ready".
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-UPDATE_SCRIPT = ROOT / "{{cookiecutter.project_slug}}" / "pipeline" / "update_template.py"
+UPDATE_SCRIPT = ROOT / "{{cookiecutter.project_slug}}" / "cicd" / "update_template.py"
 BRANCH_PREFIX = "template-update/"
 DEFAULT_TEST_COMMAND = "make test"
 TEST_TIMEOUT_SECONDS = 3600

@@ -17,7 +17,7 @@ import copier
 
 from tests.baking import ROOT, TEMPLATE_DIR_NAME, git, make_template_repo
 
-UPDATE_SCRIPT = ROOT / TEMPLATE_DIR_NAME / "pipeline" / "update_template.py"
+UPDATE_SCRIPT = ROOT / TEMPLATE_DIR_NAME / "cicd" / "update_template.py"
 
 
 def load_module(name: str, path: Path):

@@ -1,5 +1,5 @@
 """The CI/CD definitions of every variant: buildspecs and workflows pass the generated repository's own
-checker (pipeline/check_ci.py, in the AWS environment), workflows exist exactly with GitHub Actions, and
+checker (cicd/check_ci.py, in the AWS environment), workflows exist exactly with GitHub Actions, and
 actionlint accepts them where it can run.
 
 Variants whose CI-relevant content is identical (pipeline/, .github/, the Makefile and the list of files the
@@ -47,7 +47,7 @@ class Bakes:
         key = content_hash(project)
         if key not in self.checks:
             self.checks[key] = subprocess.run(
-                [str(python), "pipeline/check_ci.py"],
+                [str(python), "-m", "cicd.check_ci"],
                 cwd=project,
                 env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
                 capture_output=True,

@@ -29,7 +29,7 @@ PASSING_CHECK = "print('ok')\n"
 
 
 def v1_1(template: Path) -> None:
-    edit(template_file(template, "model/train/metrics.py"), "import json\n", "import json\nimport logging\n")
+    edit(template_file(template, "model/common/metrics.py"), "import json\n", "import json\nimport logging\n")
     edit(
         template_file(template, "infra/config/dev.json"),
         '"instance_type": "ml.m5.large"',
@@ -154,7 +154,7 @@ def test_a_repository_behind_gets_a_branch_with_the_update_and_stays_on_its_bran
     assert git(repo, "branch", "--show-current").strip() == "main"
     assert head(repo) == run["heads"]["behind"] and status(repo) == ""
     assert yaml.safe_load(branch_file(repo, BRANCH, ANSWERS_FILE))["_commit"] == "v1.1.0"
-    assert "import logging" in branch_file(repo, BRANCH, "model/train/metrics.py")
+    assert "import logging" in branch_file(repo, BRANCH, "model/common/metrics.py")
     assert git(repo, "rev-list", "--count", f"main..{BRANCH}").strip() == "1"
 
 

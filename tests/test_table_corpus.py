@@ -58,8 +58,6 @@ ANSWERS = {
     "ci_provider": "codepipeline",
 }
 GROUP = "corpus"
-CODE_PATH = "model/common:model/train:model/inference:pipeline"
-SERVE_PATH = "model/common:model/inference"
 PROBABILITY_TOLERANCE = 1e-5  # absolute, on probabilities in [0, 1]
 VALUE_TOLERANCE = 1e-5  # regression: |served - expected| <= VALUE_TOLERANCE * max(1, |expected|)
 PARALLEL = 2
@@ -73,11 +71,11 @@ REFIT = r"""
 import json, sys, traceback
 from pathlib import Path
 
-import dataset
-import hyperparameters as hp
-import metrics
-from data_contract import Schema
-from preprocessing import build_pipeline
+from model.common import metrics
+from model.common.data_contract import Schema
+from model.train import dataset
+from model.train import hyperparameters as hp
+from model.train.preprocessing import build_pipeline
 
 out = {}
 for job in json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")):
@@ -114,7 +112,7 @@ print(json.dumps(out))
 
 # --------------------------------------------------------------------------------------------------- helpers
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH", "OPT_ML_ROOT"}}
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "OPT_ML_ROOT"}}
     env.update(extra)
     return env
 
@@ -167,7 +165,8 @@ class Run:
 def run_pipeline(project: Path, python: Path, run: Run) -> Run:
     command = [
         str(python),
-        "pipeline/local_pipeline.py",
+        "-m",
+        "pipeline.local_pipeline",
         *("--data", str(run.data), "--config-dir", str(run.config)),
         *("--build-dir", str(run.build), "--registry", str(run.registry), "--group", GROUP),
         *("--card-dir", str(run.card_dir), "--baselines-dir", str(run.baselines)),
@@ -180,7 +179,7 @@ def run_pipeline(project: Path, python: Path, run: Run) -> Run:
             capture_output=True,
             text=True,
             timeout=PIPELINE_TIMEOUT,
-            env=clean_env(PYTHONPATH=CODE_PATH, GIT_COMMIT="0" * 40),
+            env=clean_env(GIT_COMMIT="0" * 40),
         )
         run.code, run.stdout, run.stderr = result.returncode, result.stdout, result.stderr
     except subprocess.TimeoutExpired as exc:  # one table's hang fails that table, not the whole corpus
@@ -209,14 +208,13 @@ def refit(project: Path, python: Path, runs: list[Run], scratch: Path) -> None:
     if not jobs:
         return
     (scratch / "refit.json").write_text(json.dumps(jobs), encoding="utf-8")
-    (scratch / "refit.py").write_text(REFIT, encoding="utf-8")
     result = subprocess.run(
-        [str(python), str(scratch / "refit.py"), str(scratch / "refit.json")],
+        [str(python), "-c", REFIT, str(scratch / "refit.json")],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=PIPELINE_TIMEOUT,
-        env=clean_env(PYTHONPATH=CODE_PATH),
+        env=clean_env(),
     )
     assert result.returncode == 0, f"the refit process failed:\n{result.stderr[-4000:]}"
     results = json.loads(result.stdout)
@@ -304,7 +302,6 @@ def start_server(corpus_project, inference_venv):
         folder.mkdir(parents=True, exist_ok=True)
         log = folder / "serve.log"
         env = clean_env(
-            PYTHONPATH=SERVE_PATH,
             SM_MODEL_DIR=str(model_dir),
             SAGEMAKER_BIND_TO_PORT="0",
             SAGEMAKER_MODEL_SERVER_WORKERS="1",
@@ -315,7 +312,8 @@ def start_server(corpus_project, inference_venv):
             process = subprocess.Popen(
                 [
                     str(inference_venv / "bin" / "python"),
-                    "model/inference/serve.py",
+                    "-m",
+                    "model.inference.serve",
                     "serve",
                     "--host",
                     "127.0.0.1",
@@ -468,7 +466,8 @@ def test_table_trains_registers_and_serves_like_scikit_learn(
     export = subprocess.run(
         [
             str(e2e_venv / "bin" / "python"),
-            "pipeline/local_registry.py",
+            "-m",
+            "pipeline.local_registry",
             *("--root", str(run.registry), "--group", GROUP),
             *("export", "--dest", str(serving), "--version", "1"),
         ],

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import csv as pacsv
 
-import predictor
-from data_contract import Schema
+from model.common.data_contract import Schema
+from model.inference import predictor
 
 CHUNK_ROWS = 65_536  # rows buffered before a chunk is profiled: bounds memory whatever the input size
 CSV_BLOCK_BYTES = 8 << 20

@@ -10,7 +10,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 
-from violations import DriftResult, Violation
+from monitoring.violations import DriftResult, Violation
 
 PUT_BATCH = 500  # PutMetricData accepts up to 1000 metric data points per call
 

@@ -1,8 +1,8 @@
 """The drift job: profile captured traffic (or batches), check it against the baseline, report, exit 2 on violations.
 
-    python monitoring/drift_job.py --baseline-dir monitoring/baselines --input <folder | s3://prefix | file> \\
+    python -m monitoring.drift_job --baseline-dir monitoring/baselines --input <folder | s3://prefix | file> \\
         --output-dir build/monitoring [--ground-truth <folder | s3://prefix>] [--cloudwatch-namespace NS]
-    python monitoring/drift_job.py merge --baseline-dir ... --input <folders of shard outputs> --output-dir ...
+    python -m monitoring.drift_job merge --baseline-dir ... --input <folders of shard outputs> --output-dir ...
 
 On a schedule, --last-hours N narrows each capture location (endpoint or variant prefix) to the hour folders
 (yyyy/mm/dd/hh) of the N complete hours before the current one, so a run reads only what arrived since the last.
@@ -28,19 +28,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for folder in ("model/common", "model/inference", "model/train", "monitoring"):
-    if str(ROOT / folder) not in sys.path:
-        sys.path.insert(0, str(ROOT / folder))
-
-from baseline import output_features  # noqa: E402
-from capture import CAPTURE_SUFFIXES, BadInput, Reader, list_sources  # noqa: E402
-from cloudwatch import collect_metrics, put_metrics  # noqa: E402
-from drift_statistics import Profile, statistics_json  # noqa: E402
-from quality import GroundTruth  # noqa: E402
-from report import write_report  # noqa: E402
-from violations import Baseline, evaluate, violations_json  # noqa: E402
+from model.common import paths
+from monitoring.capture import CAPTURE_SUFFIXES, BadInput, Reader, list_sources
+from monitoring.cloudwatch import collect_metrics, put_metrics
+from monitoring.drift_baseline import output_features
+from monitoring.drift_statistics import Profile, statistics_json
+from monitoring.quality import GroundTruth
+from monitoring.report import write_report
+from monitoring.violations import Baseline, evaluate, violations_json
 
 EXIT_OK, EXIT_ERROR, EXIT_VIOLATIONS = 0, 1, 2
 STATE_FILE = "state.json"
@@ -110,7 +105,7 @@ def finish(state: JobState, args: argparse.Namespace, quality_gates: dict | None
     outputs = state.outputs if state.outputs.item_count else None
     violations, drift = evaluate(baseline, state.features, outputs, state.bad.extra_columns)
     if quality and quality.get("gates"):
-        from violations import Violation
+        from monitoring.violations import Violation
 
         violations += [
             Violation(
@@ -204,7 +199,7 @@ def _variant_prefixes(prefix: str, depth: int) -> list[str]:
 
 def _child_folders(prefix: str) -> list[str]:
     if prefix.startswith("s3://"):
-        from capture import _s3_client, _split_s3
+        from monitoring.capture import _s3_client, _split_s3
 
         bucket, key = _split_s3(prefix)
         paginator = _s3_client().get_paginator("list_objects_v2")
@@ -263,7 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ground-truth", nargs="+", help="ground-truth .jsonl files, folders or s3:// prefixes")
     parser.add_argument(
         "--quality-baseline",
-        default=str(ROOT / "model" / "config" / "baseline.json"),
+        default=str(paths.GATES_FILE),
         help="gates for model quality (default: %(default)s)",
     )
     parser.add_argument("--cloudwatch-namespace", help="also PutMetricData into this namespace")

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_contract import Feature
+from model.common.data_contract import Feature
 
 KLL_K = 200  # DataSketches' default: normalised rank error about 1.3 %
 KLL_C = 2 / 3  # the compactor decay DataSketches' KLL uses, reported as Model Monitor's "c" parameter

@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from capture import (
+from model.common.data_contract import DataValidationError, Schema
+from monitoring.capture import (
     GROUND_TRUTH_ROW_MISMATCH,
     INVALID_LABEL,
     MALFORMED_GROUND_TRUTH,
@@ -29,7 +30,6 @@ from capture import (
     BadInput,
     Source,
 )
-from data_contract import DataValidationError, Schema
 
 
 def decode_labels(ground_truth: Mapping) -> list:
@@ -153,7 +153,7 @@ class GroundTruth:
         return labels, predictions
 
     def evaluate(self, gates: Mapping | None) -> dict:
-        """quality metrics (model/train/metrics.py) on the matched rows, checked against baseline.json."""
+        """quality metrics (model/common/metrics.py) on the matched rows, checked against baseline.json."""
         unmatched = len(self.labels) - len(self.matched)
         if unmatched:
             self.bad.add(
@@ -170,9 +170,9 @@ class GroundTruth:
             report["status"] = "not_computed: no ground truth matched a captured prediction"
             return report
         try:
-            import metrics
+            from model.common import metrics
         except ImportError as exc:
-            report["status"] = f"not_computed: model/train/metrics.py is not importable ({exc})"
+            report["status"] = f"not_computed: model/common/metrics.py is not importable ({exc})"
             return report
         y_true, keep = self._targets(labels)
         schema = self.schema

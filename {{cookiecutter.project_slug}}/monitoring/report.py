@@ -12,8 +12,8 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from data_contract import file_stem
-from violations import DriftResult, Violation
+from model.common.data_contract import file_stem
+from monitoring.violations import DriftResult, Violation
 
 MAX_PLOTS = 12
 STYLE = """

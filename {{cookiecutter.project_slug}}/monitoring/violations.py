@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from data_contract import Feature, Schema
-from drift_statistics import (
+from model.common.data_contract import Feature, Schema
+from monitoring.drift_statistics import (
     ABOVE_MAXIMUM,
     BELOW_MINIMUM,
     NOT_INTEGER,
@@ -69,7 +69,7 @@ class Baseline:
             if not path.is_file():
                 if required:
                     raise FileNotFoundError(
-                        f"{path} not found: write the baseline first (python monitoring/baseline.py --data ...)"
+                        f"{path} not found: write the baseline first (python -m monitoring.drift_baseline --data ...)"
                     )
                 return None
             try:

@@ -10,6 +10,7 @@ drift baselines in monitoring/baselines/ that `make monitor` compares captured t
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -19,16 +20,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "model" / "common"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model.common import model_artifact, paths
+from pipeline.local_registry import LocalRegistry, RegistryError, default_group
 
-import model_artifact  # noqa: E402
-from local_registry import LocalRegistry, RegistryError, default_group  # noqa: E402
-
-CODE_PATH = os.pathsep.join(str(ROOT / "model" / p) for p in ("common", "train", "inference"))
-TRAIN_CODE = ROOT / "model" / "train"
-MONITORING_CODE = ROOT / "monitoring"
+ROOT = paths.REPO_ROOT
+# Whether this repository monitors its endpoint (the monitoring package is pruned when it does not).
+MONITORING = importlib.util.find_spec("monitoring") is not None
 
 
 class StepFailed(RuntimeError):
@@ -62,12 +59,13 @@ class _Timer:
         return False
 
 
-def run_script(script: str, args: list[str], env: dict | None = None, folder: Path = TRAIN_CODE) -> None:
-    full_env = {**os.environ, "PYTHONPATH": CODE_PATH, **(env or {})}
-    result = subprocess.run([sys.executable, str(folder / script), *args], env=full_env, capture_output=True, text=True)
+def run_module(module: str, args: list[str], env: dict | None = None) -> None:
+    """One job's module in its own process (`python -m`), as its container runs it."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([sys.executable, "-m", module, *args], env=full_env, capture_output=True, text=True)
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise StepFailed(f"{script} exited with {result.returncode}: {detail}")
+        raise StepFailed(f"{module} exited with {result.returncode}: {detail}")
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -89,7 +87,7 @@ def run(
     registry_root: Path,
     group: str,
     card_dir: Path = ROOT / "docs",
-    baselines_dir: Path = MONITORING_CODE / "baselines",
+    baselines_dir: Path = paths.DRIFT_BASELINES_DIR,
 ) -> dict:
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = build_dir / "runs" / run_id
@@ -99,8 +97,8 @@ def run(
     print(f"pipeline run {run_id} on {data}", flush=True)
 
     with progress.step("validate data"):
-        run_script(
-            "prepare.py",
+        run_module(
+            "model.train.prepare",
             [
                 "--data",
                 str(data),
@@ -122,14 +120,16 @@ def run(
             shutil.copytree(processing / channel, opt_ml / "input" / "data" / channel)
         shutil.copyfile(config_dir / "schema.json", _mkdir(opt_ml / "input" / "data" / "config") / "schema.json")
         try:
-            run_script("train.py", ["train"], env={"OPT_ML_ROOT": str(opt_ml), "TRAINING_JOB_NAME": f"local-{run_id}"})
+            run_module(
+                "model.train.train", ["train"], env={"OPT_ML_ROOT": str(opt_ml), "TRAINING_JOB_NAME": f"local-{run_id}"}
+            )
         except StepFailed as exc:
             failure = opt_ml / "output" / "failure"
             raise StepFailed(failure.read_text(encoding="utf-8") if failure.is_file() else str(exc)) from None
 
     with progress.step("evaluate"):
-        run_script(
-            "evaluate.py",
+        run_module(
+            "model.train.evaluate",
             [
                 "--model",
                 str(opt_ml / "model"),
@@ -145,8 +145,8 @@ def run(
 
     importance = run_dir / "explainability" / "importance.json"
     with progress.step("explain"):
-        run_script(
-            "explain.py",
+        run_module(
+            "model.train.explain",
             [
                 "--model",
                 str(opt_ml / "model"),
@@ -163,7 +163,7 @@ def run(
     ]
     with progress.step("model card"):
         # Written before the gates, so a run that fails them still leaves a card that shows why.
-        run_script("model_card.py", [*card_args, "--out-dir", str(run_dir / "model_card")])
+        run_module("model.train.model_card", [*card_args, "--out-dir", str(run_dir / "model_card")])
 
     with progress.step("check gates"):
         failed = [g for g in evaluation["gates"] if g["status"] == "failed"]
@@ -177,10 +177,9 @@ def run(
 
     with progress.step("register"):
         # Everything that can fail is done before the registry is touched: no half-registered version.
-        monitoring = (MONITORING_CODE / "baseline.py").is_file()
-        if monitoring:
-            run_script(
-                "baseline.py",
+        if MONITORING:
+            run_module(
+                "monitoring.drift_baseline",
                 [
                     "--data",
                     str(processing / "train" / "train.csv"),
@@ -191,7 +190,6 @@ def run(
                     "--output-dir",
                     str(run_dir / "baselines"),
                 ],
-                folder=MONITORING_CODE,
             )
         metadata = model_artifact.read_metadata(opt_ml / "model")
         # The global importance travels with the model (outside the hashed files: it describes, it does not score).
@@ -210,11 +208,11 @@ def run(
         }
         package = LocalRegistry(registry_root, group).register(tar, evaluation, lineage)
         (run_dir / "package.json").write_text(json.dumps(package, indent=2) + "\n", encoding="utf-8")
-        run_script(
-            "model_card.py",
+        run_module(
+            "model.train.model_card",
             [*card_args, "--registry-package", str(run_dir / "package.json"), "--out-dir", str(card_dir)],
         )
-        if monitoring:
+        if MONITORING:
             shutil.copytree(run_dir / "baselines", baselines_dir, dirs_exist_ok=True)
     return {
         "run_id": run_id,
@@ -269,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", default=None, help="model package group (default: the project name)")
     parser.add_argument("--card-dir", type=Path, default=ROOT / "docs", help="where the model card goes")
     parser.add_argument(
-        "--baselines-dir", type=Path, default=MONITORING_CODE / "baselines", help="where the drift baselines go"
+        "--baselines-dir", type=Path, default=paths.DRIFT_BASELINES_DIR, help="where the drift baselines go"
     )
     args = parser.parse_args(argv)
     started = time.monotonic()

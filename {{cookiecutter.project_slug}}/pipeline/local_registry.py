@@ -5,9 +5,9 @@
 Registration is atomic (built in a temporary folder, then renamed under a lock), so a failed or interrupted run
 never leaves a half-registered version. package.json uses the Model Registry's field names.
 
-    python pipeline/local_registry.py list
-    python pipeline/local_registry.py approve 3 --note "reviewed"
-    python pipeline/local_registry.py export --dest build/serving [--version N | --approved]
+    python -m pipeline.local_registry list
+    python -m pipeline.local_registry approve 3 --note "reviewed"
+    python -m pipeline.local_registry export --dest build/serving [--version N | --approved]
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from model.common import paths
+
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "registry"
+DEFAULT_ROOT = paths.REPO_ROOT / "registry"
 
 
 class RegistryError(RuntimeError):
@@ -174,7 +176,7 @@ def _user() -> str:
 
 def default_group() -> str:
     """The model package group named after the project folder's pyproject name (hyphenated, like AWS names)."""
-    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    pyproject = paths.REPO_ROOT / "pyproject.toml"
     import tomllib
 
     name = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["name"]

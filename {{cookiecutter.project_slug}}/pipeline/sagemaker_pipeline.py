@@ -2,12 +2,12 @@
 
 Defined with the SageMaker Python SDK (v3). Every job runs the repository's own training image, tagged with the git
 commit, and the same scripts as `make pipeline`: prepare.py (validate and split), train.py (the training contract),
-evaluation_step.py (metrics, bias, explanations and the gates of model/config/baseline.json). A condition step reads
+evaluation_job.py (metrics, bias, explanations and the gates of model/config/baseline.json). A condition step reads
 `passed` from evaluation.json; the model is registered with its reports attached, or a fail step ends the run with
 the gates that failed. Step caching is on, so an unchanged step reuses its last result.
 
-    python pipeline/sagemaker_pipeline.py definition --env dev --output build/pipeline/definition.json
-    python pipeline/sagemaker_pipeline.py upsert --env dev [--start] [--wait] [--dry-run]
+    python -m pipeline.sagemaker_pipeline definition --env dev --output build/pipeline/definition.json
+    python -m pipeline.sagemaker_pipeline upsert --env dev [--start] [--wait] [--dry-run]
 
 `definition` is offline: no AWS call, the values it would read from SSM come from flags or are marked placeholders
 (add --ssm to read them). `upsert` reads the toolchain stack's SSM parameters (/<project>/...) unless flags override
@@ -33,7 +33,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from model.common import paths
+
+ROOT = paths.REPO_ROOT
 CONFIG_DIR = ROOT / "infra" / "config"
 
 # Step names, as they appear in SageMaker Studio and in `list_pipeline_execution_steps`.
@@ -44,8 +46,9 @@ GATES_STEP = "CheckGates"
 REGISTER_STEP = "RegisterModel"
 FAIL_STEP = "GatesFailed"
 
-# Where the job scripts live in the training image (model/train/Dockerfile) and where Processing mounts data.
-CODE = "/opt/ml/code"
+# Where Processing mounts data. The job code is the project's own package, installed in the training image
+# (model/train/Dockerfile); each job runs one module with `python -m`, and finds schema.json and the gates file as
+# package data (model.common.paths).
 PROCESSING = "/opt/ml/processing"
 EVALUATION_OUTPUT = "evaluation"
 EVALUATION_FILE = "evaluation.json"
@@ -53,7 +56,7 @@ EVALUATION_PROPERTY_FILE = "EvaluationReport"
 # The JSON paths the condition and fail steps read from evaluation.json (written by model/train/evaluate.py).
 GATES_PASSED_PATH = "passed"
 FAILED_GATES_PATH = "failed_gates"
-# The reports the model package carries (ModelMetrics), all written by evaluation_step.py next to evaluation.json.
+# The reports the model package carries (ModelMetrics), all written by evaluation_job.py next to evaluation.json.
 MODEL_METRICS_FILES = {
     "model_statistics": EVALUATION_FILE,
     "bias": "bias.json",
@@ -63,14 +66,13 @@ MODEL_METRICS_FILES = {
 # The Processing jobs' contract: container paths of their inputs and outputs, and the scripts' arguments.
 # model/tests/test_processing_entrypoints.py runs the scripts with exactly these, /opt/ml remapped to a folder.
 SPLITS = ("train", "validation", "test", "report")
-PREPARE_SCRIPT = "prepare.py"
+PREPARE_MODULE = "model.train.prepare"
 PREPARE_INPUTS = {"data": f"{PROCESSING}/input/data"}
 PREPARE_OUTPUTS = {name: f"{PROCESSING}/output/{name}" for name in SPLITS}
 PREPARE_ARGUMENTS = [
     *("--data", PREPARE_INPUTS["data"], "--output-dir", f"{PROCESSING}/output"),
-    *("--schema", f"{CODE}/schema.json", "--baseline", f"{CODE}/baseline.json"),
 ]
-EVALUATE_SCRIPT = "evaluation_step.py"
+EVALUATE_MODULE = "model.train.evaluation_job"
 EVALUATE_INPUTS = {
     "model": f"{PROCESSING}/model",
     "test": f"{PROCESSING}/test",
@@ -79,7 +81,7 @@ EVALUATE_INPUTS = {
 EVALUATE_OUTPUTS = {EVALUATION_OUTPUT: f"{PROCESSING}/{EVALUATION_OUTPUT}"}
 EVALUATE_ARGUMENTS = [
     *("--model", EVALUATE_INPUTS["model"], "--test", EVALUATE_INPUTS["test"]),
-    *("--validation", EVALUATE_INPUTS["validation"], "--baseline", f"{CODE}/baseline.json"),
+    *("--validation", EVALUATE_INPUTS["validation"]),
     *("--output-dir", EVALUATE_OUTPUTS[EVALUATION_OUTPUT]),
 ]
 
@@ -594,13 +596,13 @@ def build_pipeline(settings: Settings, boto_session=None):
             s3_output=ProcessingS3Output(s3_uri=output_uri(step, name), local_path=local, s3_upload_mode="EndOfJob"),
         )
 
-    def processor(script: str, job: str) -> Processor:
+    def processor(module: str, job: str) -> Processor:
         return Processor(
             role=settings.role_arn,
             image_uri=train_image,
             instance_count=1,
             instance_type=processing_type,
-            entrypoint=["python", f"{CODE}/{script}"],
+            entrypoint=["python", "-m", module],
             max_runtime_in_seconds=t.max_runtime_seconds,
             base_job_name=f"{settings.project}-{job}",
             volume_kms_key=settings.kms_key_arn,
@@ -613,7 +615,7 @@ def build_pipeline(settings: Settings, boto_session=None):
     prepare = ProcessingStep(
         name=PREPARE_STEP,
         description="Validate the raw data against model/config/schema.json and the data gates, then split it",
-        step_args=processor(PREPARE_SCRIPT, "prepare").run(
+        step_args=processor(PREPARE_MODULE, "prepare").run(
             inputs=[s3_input("data", input_data, PREPARE_INPUTS["data"])],
             outputs=[s3_output(PREPARE_STEP, name, local) for name, local in PREPARE_OUTPUTS.items()],
             arguments=PREPARE_ARGUMENTS,
@@ -662,7 +664,7 @@ def build_pipeline(settings: Settings, boto_session=None):
     evaluate = ProcessingStep(
         name=EVALUATE_STEP,
         description="Score the held-out test split, compute bias and importance, check the gates of baseline.json",
-        step_args=processor(EVALUATE_SCRIPT, "evaluate").run(
+        step_args=processor(EVALUATE_MODULE, "evaluate").run(
             inputs=[
                 s3_input(name, uri, EVALUATE_INPUTS[name])
                 for name, uri in (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from release import baselines, capacity, config, formats, preflight, registry, stack
+from release import capacity, config, drift_baselines, formats, preflight, registry, stack
 from release.aws import Clients, Settings, check_account
 from release.config import (
     FAST_ROLLBACK,
@@ -460,7 +460,7 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
             f"{source}: endpoint.data_capture.enabled is false, so the endpoint records no traffic for the drift job",
             f"set it to true, run make deploy ENV={env.name}, then run the command again",
         )
-    files = baselines.read_folder(config.MONITORING_DIR / "baselines")
+    files = drift_baselines.read_folder(config.MONITORING_DIR / "baselines")
     clients = ctx.clients(env.region)
     check_account(clients, env.account_id, source)
     settings = ctx.settings(clients)
@@ -493,7 +493,7 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
         f"{parameters['CaptureWindowHours']} h of {capture}"
     )
     _check_endpoint_capture(ctx, clients, env, capture)
-    published = baselines.publish(clients.s3, ctx.out, bucket, f"{prefix}/baselines", files, ctx.dry_run)
+    published = drift_baselines.publish(clients.s3, ctx.out, bucket, f"{prefix}/baselines", files, ctx.dry_run)
     baselines_changed = bool(published.upload or published.delete)
     if exists and stack.is_unchanged(clients.cloudformation, current, body, parameters):
         if not baselines_changed:

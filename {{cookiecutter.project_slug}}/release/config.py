@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model.common import paths
 from release.errors import ReleaseError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.REPO_ROOT
 CONFIG_DIR = ROOT / "infra" / "config"
 ENDPOINT_TEMPLATE = ROOT / "infra" / "lib" / "endpoint.yaml"
 MONITORING_DIR = ROOT / "monitoring"  # absent when the repository was generated without monitoring

@@ -1,8 +1,8 @@
 """Release the model: register, approve, deploy, promote, rollback, status, monitor, preflight.
 
-    python release/release.py preflight --env staging
-    python release/release.py deploy --env staging [--package 7] [--dry-run]
-    python release/release.py monitor --env staging [--dry-run]
+    python -m release.release preflight --env staging
+    python -m release.release deploy --env staging [--package 7] [--dry-run]
+    python -m release.release monitor --env staging [--dry-run]
 
 Settings come from SSM Parameter Store (/PROJECT/...) unless a flag gives them; the environment's endpoint
 settings from infra/config/<env>.json. Every command accepts --dry-run (prints the calls it would make, changes
@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the project root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 

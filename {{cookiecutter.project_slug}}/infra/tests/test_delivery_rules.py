@@ -9,10 +9,11 @@ import json
 import re
 from typing import Any
 
-import iam_rules
 import pytest
 import yaml
-from test_stacks import LIB, ROOT, STACKS, effective_template, load, resources
+
+from infra.tests import iam_rules
+from infra.tests.test_stacks import LIB, ROOT, STACKS, effective_template, load, resources
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 README = ROOT / "infra" / "README.md"

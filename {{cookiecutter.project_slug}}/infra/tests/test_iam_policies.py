@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import re
 
-import iam_rules
 import pytest
-from test_stacks import MONITORING, PROJECT, STACKS, effective_template, load
+
+from infra.tests import iam_rules
+from infra.tests.test_stacks import MONITORING, PROJECT, STACKS, effective_template, load
 
 RELEASE_STACKS = ["endpoint"] + (["monitoring"] if MONITORING else [])
 # Roles that create, update and delete the endpoint and monitoring stacks (release/release.py, CloudFormation

@@ -14,8 +14,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import iam_rules
 import pytest
+
+from infra.tests import iam_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 LIB = ROOT / "infra" / "lib"
@@ -700,33 +701,14 @@ def for_moto(template: dict) -> dict:
     return template
 
 
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    pytest.importorskip("moto.server")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def aws(moto, monkeypatch):
+def aws(aws_env, moto_url):
+    """A client factory for moto (the root conftest's server and clean environment)."""
     import boto3
-    import requests
     from botocore.config import Config
 
-    requests.post(f"{moto}/moto-api/reset", timeout=10)
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
     config = Config(retries={"max_attempts": 1})
-    return lambda service: boto3.client(service, endpoint_url=moto, region_name=REGION, config=config)
+    return lambda service: boto3.client(service, endpoint_url=moto_url, region_name=aws_env, config=config)
 
 
 def deploy(aws, stack: str, **overrides: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_contract import Schema
+from model.common.data_contract import Schema
 
 METADATA_FILE = "metadata.json"
 SCHEMA_FILE = "schema.json"

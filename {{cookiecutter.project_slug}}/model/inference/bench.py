@@ -1,6 +1,6 @@
 """Load-test the inference server over loopback: throughput, p50/p99 latency, cold start, peak RSS, install size.
 
-    python model/inference/bench.py [--model-dir DIR] [--duration 10] [--connections 8] [--json out.json]
+    python -m model.inference.bench [--model-dir DIR] [--duration 10] [--connections 8] [--json out.json]
 
 It starts serve.py on 127.0.0.1 exactly as the container does, then runs a bounded load for single-row and
 1000-row CSV requests: with wrk (and a small Lua script for the POST body) when it is installed, otherwise with
@@ -30,9 +30,11 @@ import threading
 import time
 from pathlib import Path
 
+from model.common import paths
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-SERVE = HERE / "serve.py"
+ROOT = paths.REPO_ROOT
+SERVE_MODULE = "model.inference.serve"
 BUILD = ROOT / "build" / "bench"
 PING_TIMEOUT = 30.0
 # What the Dockerfile removes after `pip install` (test suites and onnxruntime's offline tooling).
@@ -381,36 +383,25 @@ def csv_rows(schema: dict, data_path: Path | None, n: int) -> list[str]:
     return [rows[i % len(rows)] for i in range(n)]
 
 
-def ensure_model(model_dir: Path | None, data_path: Path) -> Path:
-    """The model to serve: the one given, else the one `make serve` exports, else one trained here on the data."""
+def ensure_model(model_dir: Path | None) -> Path:
+    """The model to serve: the one given, else the one `make serve` or `make bench` exported from the registry."""
     if model_dir is not None:
         return model_dir
     exported = ROOT / "build" / "serving" / "model"
     if (exported / "metadata.json").exists():
         return exported
-    trained = BUILD / "model"
-    if not (trained / "metadata.json").exists():
-        if not data_path.exists():
-            subprocess.run(
-                [sys.executable, str(ROOT / "data" / "make_sample_data.py"), "--out", str(data_path)],
-                check=True,
-                timeout=300,
-            )
-        sys.path[:0] = [str(ROOT / "model" / "common"), str(ROOT / "model" / "train")]
-        import train
-
-        hyperparameters = json.loads((ROOT / "model" / "config" / "hyperparameters.json").read_text())
-        train.run(data_path, trained, hyperparameters, ROOT / "model" / "config" / "schema.json")
-    return trained
+    raise SystemExit(
+        "bench: no model to serve. Register one with `make pipeline` and run `make bench` (it exports the latest "
+        "registered version), or pass --model-dir DIR (a trained model folder with metadata.json)."
+    )
 
 
 def serve_command(model_dir: Path, workers: int | None):
-    env = {"PYTHONPATH": os.pathsep.join(str(ROOT / "model" / d) for d in ("common", "inference"))}
-
     def start(port: int) -> Server:
         command = [
             os.environ.get("INFERENCE_PYTHON") or sys.executable,  # `make bench`: the inference image's environment
-            str(SERVE),
+            "-m",
+            SERVE_MODULE,
             "serve",
             "--model-dir",
             str(model_dir),
@@ -419,7 +410,7 @@ def serve_command(model_dir: Path, workers: int | None):
             "--port",
             str(port),
         ] + (["--workers", str(workers)] if workers else [])
-        return Server(command, port, env, BUILD / "serve.log")
+        return Server(command, port, log_path=BUILD / "serve.log")
 
     return start
 
@@ -471,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     BUILD.mkdir(parents=True, exist_ok=True)
-    model_dir = ensure_model(args.model_dir, args.data)
+    model_dir = ensure_model(args.model_dir)
     schema = json.loads((model_dir / "schema.json").read_text())
     single = (csv_rows(schema, args.data, 1)[0] + "\n").encode()
     batch = ("\n".join(csv_rows(schema, args.data, 1000)) + "\n").encode()

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_contract import MAX_REPORTED_ISSUES, DataValidationError, Schema
-from model_artifact import Scorer
+from model.common.data_contract import MAX_REPORTED_ISSUES, DataValidationError, Schema
+from model.common.model_artifact import Scorer
 
 DEFAULT_MAX_PAYLOAD_MB = 6  # InvokeEndpoint's own body limit
 CSV = "text/csv"

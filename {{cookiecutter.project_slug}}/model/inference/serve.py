@@ -31,10 +31,9 @@ import uuid
 
 import uvicorn
 
-import data_capture
-import predictor
-from data_contract import SchemaError
-from model_artifact import ArtifactError
+from model.common.data_contract import SchemaError
+from model.common.model_artifact import ArtifactError
+from model.inference import data_capture, predictor
 
 MAX_TRANSFORM_BUDGET_MB = 100  # Batch Transform: MaxConcurrentTransforms x MaxPayloadInMB <= 100
 JSON_TYPE = b"application/json"

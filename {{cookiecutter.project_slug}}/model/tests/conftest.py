@@ -33,14 +33,14 @@ def project_root() -> Path:
 
 @pytest.fixture(scope="session")
 def schema():
-    from data_contract import Schema
+    from model.common.data_contract import Schema
 
     return Schema.load(CONFIG / "schema.json")
 
 
 @pytest.fixture(scope="session")
 def baseline() -> dict:
-    from metrics import load_baseline
+    from model.common.metrics import load_baseline
 
     return load_baseline(CONFIG / "baseline.json")
 
@@ -58,10 +58,10 @@ def sample_data(tmp_path_factory) -> Path:
         configured = ROOT / configured
     if configured.exists():
         return configured
-    import make_sample_data
+    from model.common import sample_data
 
     out = tmp_path_factory.mktemp("data") / "sample.csv"
-    make_sample_data.main(["--schema", str(CONFIG / "schema.json"), "--out", str(out)])
+    sample_data.main(["--schema", str(CONFIG / "schema.json"), "--out", str(out)])
     return out
 
 
@@ -86,8 +86,7 @@ def trained(sample_data, hyperparameters, tmp_path_factory) -> Trained:
     existing = _latest_pipeline_run()
     if existing is not None:
         return existing
-    import prepare
-    import train
+    from model.train import prepare, train
 
     work = tmp_path_factory.mktemp("trained")
     prepare.run(sample_data, CONFIG / "schema.json", CONFIG / "baseline.json", work)
@@ -99,7 +98,7 @@ def trained(sample_data, hyperparameters, tmp_path_factory) -> Trained:
 
 @pytest.fixture(scope="session")
 def scorer(trained):
-    import model_artifact
+    from model.common import model_artifact
 
     return model_artifact.Scorer(trained.model_dir)
 
@@ -107,7 +106,7 @@ def scorer(trained):
 @pytest.fixture(scope="session")
 def holdout(scorer, trained):
     """The test split scored by the exported artifact, exactly as the inference container would score it."""
-    import dataset
+    from model.train import dataset
 
     data = dataset.load(scorer.schema, trained.test_path)
     return data, scorer.predict(data.columns)

@@ -8,31 +8,23 @@ Test modules import its helpers before pytest loads it as a plugin; it holds no 
 from __future__ import annotations
 
 import csv
-import functools
-import importlib.util
 import io
 import json
 from pathlib import Path
 
 import pytest
 
+from model.common import sample_data
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "model" / "config" / "schema.json"
 HYPERPARAMETERS_PATH = ROOT / "model" / "config" / "hyperparameters.json"
 PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
-# The labels data/make_sample_data.py writes for each problem type.
+# The labels model/common/sample_data.py writes for each problem type.
 CLASSES = {"binary_classification": ["no", "yes"], "multiclass_classification": ["basic", "standard", "premium"]}
 POSITIVE = {"binary_classification": ["yes"], "multiclass_classification": ["premium"], "regression": [600.0]}
 TRAINING_ROWS = 600
 FAST = {"n_estimators": "30"}  # enough trees for a realistic graph, few enough to train in a blink
-
-
-@functools.cache
-def _sample_data_module():
-    spec = importlib.util.spec_from_file_location("make_sample_data", ROOT / "data" / "make_sample_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def schema_dict(problem_type: str) -> dict:
@@ -40,7 +32,7 @@ def schema_dict(problem_type: str) -> dict:
     data = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     data.update(
         problem_type=problem_type,
-        target=_sample_data_module().TARGETS[problem_type],
+        target=sample_data.TARGETS[problem_type],
         label_values_or_threshold=POSITIVE[problem_type],
     )
     data.pop("classes", None)
@@ -50,7 +42,7 @@ def schema_dict(problem_type: str) -> dict:
 
 
 def sample_table(problem_type: str, rows: int, seed: int) -> str:
-    return _sample_data_module().render_csv(problem_type, rows, seed)
+    return sample_data.render_csv(problem_type, rows, seed)
 
 
 def feature_rows(n: int, seed: int = 7) -> list[list[str]]:
@@ -84,7 +76,7 @@ def csv_body(rows: list[list[str]]) -> bytes:
 
 
 def train_artifact(root: Path, problem_type: str, **hyperparameters: str) -> Path:
-    import train
+    from model.train import train
 
     root.mkdir(parents=True, exist_ok=True)
     schema_path = root / "schema.json"

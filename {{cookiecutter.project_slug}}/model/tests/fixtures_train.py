@@ -17,8 +17,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "model" / "config"
-TRAIN_SCRIPT = ROOT / "model" / "train" / "train.py"
-CODE_PATH = os.pathsep.join(str(ROOT / "model" / p) for p in ("common", "train"))
 GIT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 # Few trees: the contract under test does not depend on model quality, and the session stays fast.
 FAST = {"n_estimators": "20"}
@@ -26,7 +24,7 @@ FAST = {"n_estimators": "20"}
 
 def csv_head(source: Path, dest: Path, rows: int) -> Path:
     """The first rows of a CSV file or channel folder, as one CSV file (header kept)."""
-    import dataset
+    from model.train import dataset
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     dataset.read_table(source).head(rows).to_csv(dest, index=False)
@@ -35,7 +33,7 @@ def csv_head(source: Path, dest: Path, rows: int) -> Path:
 
 def csv_with_value(source: Path, dest: Path, row: int, column: str, value: str) -> Path:
     """A copy of a CSV file or channel folder with one cell replaced (row counts data rows from 0)."""
-    import dataset
+    from model.train import dataset
 
     frame = dataset.read_table(source)
     frame.loc[row, column] = value
@@ -72,9 +70,9 @@ def opt_ml_tree(
 def run_train_script(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """train.py in its own process, as the training container runs it."""
     scrubbed = {k: v for k, v in os.environ.items() if not k.startswith("SM_") and k != "OPT_ML_ROOT"}
-    full_env = {**scrubbed, "PYTHONPATH": CODE_PATH, "GIT_COMMIT": GIT_COMMIT, **(env or {})}
+    full_env = {**scrubbed, "GIT_COMMIT": GIT_COMMIT, **(env or {})}
     return subprocess.run(
-        [sys.executable, str(TRAIN_SCRIPT), *args], env=full_env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "model.train.train", *args], env=full_env, capture_output=True, text=True, timeout=300
     )
 
 

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVE = ROOT / "model" / "inference" / "serve.py"
 START_TIMEOUT = 20.0
 # The inference image's environment (`make setup-inference`); `make test-model` sets it. Run alone, pytest serves
 # from its own interpreter, which has more libraries than the image.
@@ -26,12 +24,12 @@ class Server:
     def __init__(self, model_dir: Path, log_path: Path, workers: int = 2, env: dict | None = None):
         self.log_path = log_path
         environment = {**os.environ, **(env or {})}
-        environment["PYTHONPATH"] = os.pathsep.join(str(ROOT / "model" / d) for d in ("common", "inference"))
         self.log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
                 PYTHON,
-                str(SERVE),
+                "-m",
+                "model.inference.serve",
                 "serve",
                 "--model-dir",
                 str(model_dir),

@@ -11,10 +11,10 @@ import tarfile
 import numpy as np
 import pytest
 
-import dataset
-import hyperparameters as hp
-from model_artifact import ArtifactError, Scorer, extract, package, verify_artifact, write_artifact
-from preprocessing import build_pipeline
+from model.common.model_artifact import ArtifactError, Scorer, extract, package, verify_artifact, write_artifact
+from model.train import dataset
+from model.train import hyperparameters as hp
+from model.train.preprocessing import build_pipeline
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import dataset
-import metrics
-from data_contract import Schema
+from model.common import metrics
+from model.common.data_contract import Schema
+from model.train import dataset
 
 BASELINE = json.loads((Path(__file__).resolve().parents[1] / "config" / "baseline.json").read_text(encoding="utf-8"))
 PRE_TRAINING = ("CI", "DPL")

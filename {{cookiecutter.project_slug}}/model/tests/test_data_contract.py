@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from data_contract import MAX_REPORTED_ISSUES, MISSING_CATEGORY, DataValidationError, Schema, SchemaError
+from model.common.data_contract import MAX_REPORTED_ISSUES, MISSING_CATEGORY, DataValidationError, Schema, SchemaError
 
 CONTRACTS = {
     "binary_classification": {"target": "churned", "classes": ["no", "yes"], "label_values_or_threshold": ["yes"]},

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import data_quality
-import dataset
-from data_contract import DataValidationError
+from model.common.data_contract import DataValidationError
+from model.train import data_quality, dataset
 
 
 @pytest.fixture(scope="module")

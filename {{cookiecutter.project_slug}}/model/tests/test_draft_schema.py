@@ -14,10 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import dataset
-import draft_schema
-from data_contract import Schema
-from draft_schema import Options
+from model.common.data_contract import Schema
+from model.train import dataset, draft_schema
+from model.train.draft_schema import Options
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "model" / "config" / "baseline.json"

@@ -21,13 +21,11 @@ import onnxruntime as ort
 import pytest
 from threadpoolctl import threadpool_limits
 
-import dataset
-import hyperparameters as hp
-import onnx_export
-import train
-from data_contract import Schema
-from model_artifact import Scorer
-from preprocessing import build_estimator, build_pipeline
+from model.common.data_contract import Schema
+from model.common.model_artifact import Scorer
+from model.train import dataset, onnx_export, train
+from model.train import hyperparameters as hp
+from model.train.preprocessing import build_estimator, build_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 ESTIMATORS = ("xgboost", "lightgbm", "hist_gradient_boosting")
@@ -199,8 +197,8 @@ def test_artifacts_score_without_scikit_learn_xgboost_or_lightgbm(artifacts, tab
         for name in ("sklearn", "xgboost", "lightgbm", "onnxmltools", "skl2onnx", "pandas"):
             sys.modules[name] = None  # any import of them now fails
         import json
-        from data_contract import Schema
-        from model_artifact import Scorer
+        from model.common.data_contract import Schema
+        from model.common.model_artifact import Scorer
         for model_dir, rows in json.loads(sys.argv[1]):
             scorer = Scorer(model_dir)
             prediction = scorer.predict(scorer.schema.coerce_columns(rows))
@@ -211,12 +209,11 @@ def test_artifacts_score_without_scikit_learn_xgboost_or_lightgbm(artifacts, tab
     rows = {"tenure months": [3, 100], "charges/month": [150.5, None], "plan / tier": [None, "pro"]}
     rows["calls (90 d)"] = [7, 0]
     jobs = [[str(path), rows] for path in artifacts.values()]
-    common = ROOT / "model" / "common"
     result = subprocess.run(
         [sys.executable, "-c", script, json.dumps(jobs)],
         capture_output=True,
         text=True,
-        env={"PYTHONPATH": str(common), "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
         timeout=120,
         check=False,
     )

@@ -8,12 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import dataset
-import explain
-import model_artifact
-import train
-from data_contract import DataValidationError
-from fixtures_train import FAST, csv_head, csv_with_value, project_hyperparameters
+from model.common import model_artifact
+from model.common.data_contract import DataValidationError
+from model.tests.fixtures_train import FAST, csv_head, csv_with_value, project_hyperparameters
+from model.train import dataset, explain, train
 
 # Small, so the suite stays fast; the behaviour under test does not depend on the sizes.
 ROWS = 12

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-import hyperparameters as hp
-from fixtures_train import CONFIG
-from hyperparameters import HyperparameterError, as_strings, parse
-from preprocessing import ESTIMATORS
+from model.tests.fixtures_train import CONFIG
+from model.train import hyperparameters as hp
+from model.train.hyperparameters import HyperparameterError, as_strings, parse
+from model.train.preprocessing import ESTIMATORS
 
 
 def test_no_hyperparameters_means_the_defaults():

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import evaluate
-import model_artifact
-from onnx_export import export_skops
+from model.common import model_artifact
+from model.train import evaluate
+from model.train.onnx_export import export_skops
 
 ROOT = Path(__file__).resolve().parents[2]
 INFERENCE_PYTHON = os.environ.get("INFERENCE_PYTHON")
@@ -25,10 +25,10 @@ INFERENCE_PYTHON = os.environ.get("INFERENCE_PYTHON")
 
 def skops_artifact(trained, dest: Path, model_format_hyperparameter: str) -> Path:
     """A model in the skops fallback format, as train.py writes it after a fallback (or when asked for skops)."""
-    import dataset
-    import hyperparameters as hp
-    from data_contract import Schema
-    from preprocessing import build_pipeline
+    from model.common.data_contract import Schema
+    from model.train import dataset
+    from model.train import hyperparameters as hp
+    from model.train.preprocessing import build_pipeline
 
     metadata = json.loads((trained.model_dir / "metadata.json").read_text(encoding="utf-8"))
     schema = Schema.load(trained.model_dir / "schema.json")
@@ -102,18 +102,16 @@ def test_the_inference_environment_holds_exactly_what_the_image_installs(trained
     skops_dir = skops_artifact(trained, tmp_path / "skops", "skops")
     onnx_dir = shutil.copytree(trained.model_dir, tmp_path / "onnx")
     script = (
-        "import sys, model_artifact\n"
+        "import sys\nfrom model.common import model_artifact\n"
         "try:\n    import sklearn\nexcept ImportError:\n    print('no scikit-learn')\n"
         "model_artifact.Scorer(sys.argv[1])\nprint('onnx loads')\n"
         "try:\n    model_artifact.Scorer(sys.argv[2])\n"
         "except model_artifact.ArtifactError as exc:\n    print('skops refused:', exc)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "model" / "common")}
     result = subprocess.run(
         [INFERENCE_PYTHON, "-c", script, str(onnx_dir), str(skops_dir)],
         capture_output=True,
         text=True,
-        env=env,
         timeout=120,
         check=True,
     )

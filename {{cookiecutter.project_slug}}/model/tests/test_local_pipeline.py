@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import local_pipeline
-from fixtures_train import CONFIG, FAST, GIT_COMMIT, csv_with_value
-from local_registry import LocalRegistry
-from model_artifact import sha256_file
+from model.common.model_artifact import sha256_file
+from model.tests.fixtures_train import CONFIG, FAST, GIT_COMMIT, csv_with_value
+from pipeline import local_pipeline
+from pipeline.local_registry import LocalRegistry
 
 GROUP = "test-group"
 # A gate no model can pass on the sample data, per problem type.
@@ -194,7 +194,7 @@ def test_a_registered_run_writes_the_model_card_and_the_drift_baselines(good_run
     assert "v1" in card or "version 1" in card.lower()
     assert (docs / "model_card.json").is_file()
     baselines = good_run.build_dir.parent / "baselines"
-    if not (CONFIG.parents[1] / "monitoring" / "baseline.py").is_file():
+    if not (CONFIG.parents[1] / "monitoring" / "drift_baseline.py").is_file():
         assert not baselines.exists()  # a repository generated without monitoring has no drift baselines
         return
     for name in ("statistics.json", "constraints.json"):

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import evaluate
-import explain
-import model_artifact
-import model_card
-from fixtures_train import CONFIG, GIT_COMMIT
-from local_registry import LocalRegistry
+from model.common import model_artifact
+from model.tests.fixtures_train import CONFIG, GIT_COMMIT
+from model.train import evaluate, explain, model_card
+from pipeline.local_registry import LocalRegistry
 
 SECTIONS = (
     "## Model overview",

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import dataset
-import metrics
+from model.common import metrics
+from model.train import dataset
 
 BASELINE = json.loads((Path(__file__).resolve().parents[1] / "config" / "baseline.json").read_text(encoding="utf-8"))
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import dataset
-import metrics
-from data_contract import DataValidationError, Schema, SchemaError, file_stem
+from model.common import metrics
+from model.common.data_contract import DataValidationError, Schema, SchemaError, file_stem
+from model.train import dataset
 
 HOSTILE = ["mean radius", "od280/od315", 'say "hi", ok', "Größe", "1st", "a b", "a_b", "A b", "x" * 200]
 

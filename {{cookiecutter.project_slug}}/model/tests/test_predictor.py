@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-import predictor
-from fixtures_inference import csv_body, feature_records, feature_rows
-from model_artifact import ArtifactError, Scorer
-from predictor import InferenceError, input_fn, model_fn, output_fn, predict_fn
+from model.common.model_artifact import ArtifactError, Scorer
+from model.inference import predictor
+from model.inference.predictor import InferenceError, input_fn, model_fn, output_fn, predict_fn
+from model.tests.fixtures_inference import csv_body, feature_records, feature_rows
 
-pytest_plugins = ("fixtures_inference",)
+pytest_plugins = ("model.tests.fixtures_inference",)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from sklearn.base import is_classifier, is_regressor
 
-import dataset
-import hyperparameters as hp
-from data_contract import MISSING_CATEGORY
-from fixtures_train import csv_head
-from preprocessing import ESTIMATORS, build_estimator, build_pipeline
+from model.common.data_contract import MISSING_CATEGORY
+from model.tests.fixtures_train import csv_head
+from model.train import dataset
+from model.train import hyperparameters as hp
+from model.train.preprocessing import ESTIMATORS, build_estimator, build_pipeline
 
 FAST = {"n_estimators": "5"}
 

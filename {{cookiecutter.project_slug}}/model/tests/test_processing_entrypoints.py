@@ -1,4 +1,4 @@
-"""The SageMaker pipeline's Processing jobs, run natively: prepare.py and evaluation_step.py with the very paths and
+"""The SageMaker pipeline's Processing jobs, run natively: prepare.py and evaluation_job.py with the very paths and
 arguments of pipeline/sagemaker_pipeline.py, /opt/ml remapped to a folder, and train.py between them as the
 training job runs it.
 
@@ -19,50 +19,46 @@ from pathlib import Path
 
 import pytest
 
-import model_artifact
-import sagemaker_pipeline as sp
-from fixtures_train import CONFIG, GIT_COMMIT, opt_ml_tree, project_hyperparameters, run_train_script
-
-ROOT = Path(__file__).resolve().parents[2]
-TRAIN_CODE = ROOT / "model" / "train"
-CODE_PATH = os.pathsep.join(str(ROOT / "model" / p) for p in ("common", "train"))
+from model.common import model_artifact
+from model.tests.fixtures_train import GIT_COMMIT, opt_ml_tree, project_hyperparameters, run_train_script
+from pipeline import sagemaker_pipeline as sp
 
 pytestmark = pytest.mark.slow  # trains a model and runs the evaluation job twice
 
 
 @dataclass(frozen=True)
 class Container:
-    """A stand-in for the job container's file system: /opt/ml/processing and /opt/ml/code under `root`."""
+    """A stand-in for the job container's file system: /opt/ml/processing under `root`. The job code and its
+    schema.json and gates file are the installed project package, as in the training image."""
 
     root: Path
+    gates: Path | None = None  # a gates file given with --baseline instead of the packaged one
 
     def path(self, container_path: str) -> Path:
-        for prefix, folder in ((sp.PROCESSING, "processing"), (sp.CODE, "code")):
-            if container_path == prefix or container_path.startswith(prefix + "/"):
-                return self.root / folder / container_path[len(prefix) :].lstrip("/")
-        raise AssertionError(f"{container_path} is outside /opt/ml/processing and /opt/ml/code")
+        prefix = sp.PROCESSING
+        if container_path == prefix or container_path.startswith(prefix + "/"):
+            return self.root / "processing" / container_path[len(prefix) :].lstrip("/")
+        raise AssertionError(f"{container_path} is outside /opt/ml/processing")
 
     def arguments(self, arguments: list[str]) -> list[str]:
-        return [str(self.path(a)) if a.startswith("/opt/ml/") else a for a in arguments]
+        mapped = [str(self.path(a)) if a.startswith("/opt/ml/") else a for a in arguments]
+        return [*mapped, "--baseline", str(self.gates)] if self.gates else mapped
 
 
 def new_container(root: Path, baseline: dict | None = None) -> Container:
-    """The image's /opt/ml/code holds schema.json and baseline.json (model/train/Dockerfile copies them)."""
-    container = Container(root)
-    code = container.path(sp.CODE)
-    code.mkdir(parents=True)
-    shutil.copyfile(CONFIG / "schema.json", code / "schema.json")
     if baseline is None:
-        shutil.copyfile(CONFIG / "baseline.json", code / "baseline.json")
-    else:
-        (code / "baseline.json").write_text(json.dumps(baseline), encoding="utf-8")
-    return container
+        return Container(root)
+    gates = root / "gates.json"
+    root.mkdir(parents=True, exist_ok=True)
+    gates.write_text(json.dumps(baseline), encoding="utf-8")
+    return Container(root, gates)
 
 
-def run_job(container: Container, script: str, arguments: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": CODE_PATH, "GIT_COMMIT": GIT_COMMIT}
+def run_job(container: Container, module: str, arguments: list[str]) -> subprocess.CompletedProcess:
+    """The job's module as the Processing step's entrypoint runs it: python -m <module> <arguments>."""
+    env = {**os.environ, "GIT_COMMIT": GIT_COMMIT}
     return subprocess.run(
-        [sys.executable, str(TRAIN_CODE / script), *container.arguments(arguments)],
+        [sys.executable, "-m", module, *container.arguments(arguments)],
         env=env,
         capture_output=True,
         text=True,
@@ -90,7 +86,7 @@ def json_get(document: dict, path: str):
 def prepared(sample_data, tmp_path_factory) -> Container:
     container = new_container(tmp_path_factory.mktemp("prepare"))
     copy_input(sample_data, container.path(sp.PREPARE_INPUTS["data"]))
-    result = run_job(container, sp.PREPARE_SCRIPT, sp.PREPARE_ARGUMENTS)
+    result = run_job(container, sp.PREPARE_MODULE, sp.PREPARE_ARGUMENTS)
     assert result.returncode == 0, result.stderr
     return container
 
@@ -119,7 +115,7 @@ def evaluate(prepared: Container, model_tar: Path, root: Path, baseline: dict | 
     assert set(sources) == set(sp.EVALUATE_INPUTS)
     for name, source in sources.items():
         copy_input(source, container.path(sp.EVALUATE_INPUTS[name]))
-    result = run_job(container, sp.EVALUATE_SCRIPT, sp.EVALUATE_ARGUMENTS)
+    result = run_job(container, sp.EVALUATE_MODULE, sp.EVALUATE_ARGUMENTS)
     assert result.returncode == 0, result.stderr
     return container
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-import local_registry
-from local_registry import LocalRegistry, RegistryError
-from model_artifact import package
+from model.common.model_artifact import package
+from pipeline import local_registry
+from pipeline.local_registry import LocalRegistry, RegistryError
 
 GROUP = "customer-churn"
 

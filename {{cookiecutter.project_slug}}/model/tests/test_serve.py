@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import serve
-from fixtures_inference import csv_body, feature_records, feature_rows
-from serving import REQUEST_TIMEOUT, START_TIMEOUT, Server, invoke, request
+from model.inference import serve
+from model.tests.fixtures_inference import csv_body, feature_records, feature_rows
+from model.tests.serving import REQUEST_TIMEOUT, START_TIMEOUT, Server, invoke, request
 
-pytest_plugins = ("fixtures_inference",)
+pytest_plugins = ("model.tests.fixtures_inference",)
 pytestmark = pytest.mark.slow
 
 
@@ -320,7 +320,7 @@ def test_a_bad_sampling_percentage_refuses_to_start_naming_it(artifacts, tmp_pat
 def test_binary_bodies_are_captured_as_base64(tmp_path):
     import base64
 
-    import data_capture
+    from model.inference import data_capture
 
     capture = data_capture.DataCapture(tmp_path, 100)
     line = capture.record(b"\xff\xfe", "application/x-npy", b"{}", "application/json")

@@ -10,11 +10,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-import dataset
-import hyperparameters as hp
-import onnx_export
-import train
-from fixtures_train import (
+from model.common.model_artifact import Scorer
+from model.tests.fixtures_train import (
     CONFIG,
     FAST,
     GIT_COMMIT,
@@ -25,7 +22,8 @@ from fixtures_train import (
     project_hyperparameters,
     run_train_script,
 )
-from model_artifact import Scorer
+from model.train import dataset, onnx_export, train
+from model.train import hyperparameters as hp
 
 LOCATION_VARIABLES = (
     "OPT_ML_ROOT",

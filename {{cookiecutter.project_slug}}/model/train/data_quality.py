@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from data_contract import Schema
-from dataset import Dataset
-from metrics import GateResult, check_bound
+from model.common.data_contract import Schema
+from model.common.metrics import GateResult, check_bound
+from model.train.dataset import Dataset
 
 DATA_GATES = ("min_rows", "max_missing_fraction", "max_duplicate_fraction", "min_class_fraction")
 

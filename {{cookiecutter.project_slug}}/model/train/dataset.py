@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_contract import MAX_REPORTED_ISSUES, DataValidationError, Issue, Schema, is_missing
+from model.common.data_contract import MAX_REPORTED_ISSUES, DataValidationError, Issue, Schema, is_missing
 
 SUFFIXES = (".csv", ".parquet")
 

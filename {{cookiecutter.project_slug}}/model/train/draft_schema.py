@@ -44,12 +44,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import dataset
-from data_contract import MISSING_CATEGORY, PROBLEM_TYPES, Schema, SchemaError
+from model.common import paths
+from model.common.data_contract import MISSING_CATEGORY, PROBLEM_TYPES, Schema, SchemaError
+from model.train import dataset
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "model" / "config" / "schema.json"
-BASELINE_PATH = ROOT / "model" / "config" / "baseline.json"
+ROOT = paths.REPO_ROOT
+SCHEMA_PATH = paths.SCHEMA_FILE
+BASELINE_PATH = paths.GATES_FILE
 SAMPLE_SCHEMA_PATH = ROOT / "data" / "sample_schema.json"
 DRAFT_RECORD_NAME = ".schema-draft.sha256"
 

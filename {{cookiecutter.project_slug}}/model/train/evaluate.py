@@ -2,7 +2,7 @@
 
 It scores through model_artifact.Scorer, the code path the inference container uses, so the metrics describe the
 model that will be served, not the scikit-learn object it was exported from. Runs locally and as a SageMaker
-Processing step (through evaluation_step.py, which adds the bias and explainability reports; inputs under
+Processing step (through evaluation_job.py, which adds the bias and explainability reports; inputs under
 /opt/ml/processing/{model,test}, evaluation.json to /opt/ml/processing/evaluation, where the pipeline's condition
 step reads `passed` and its fail step `failed_gates`).
 """
@@ -16,10 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import dataset
-import metrics
-import model_artifact
-from data_contract import DataValidationError, SchemaError
+from model.common import metrics, model_artifact, paths
+from model.common.data_contract import DataValidationError, SchemaError
+from model.train import dataset
 
 log = logging.getLogger("evaluate")
 PROCESSING = Path("/opt/ml/processing")
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=PROCESSING / "model")
     parser.add_argument("--test", type=Path, default=PROCESSING / "test")
-    parser.add_argument("--baseline", type=Path, default=Path(__file__).resolve().parent / "baseline.json")
+    parser.add_argument("--baseline", type=Path, default=paths.GATES_FILE)
     parser.add_argument("--output-dir", type=Path, default=PROCESSING / "evaluation")
     parser.add_argument("--fail-on-gates", action="store_true", help="exit 3 when a gate fails")
     args = parser.parse_args(argv)

@@ -12,9 +12,9 @@ SHAP), it is maintained, and its exact and permutation explainers are additive b
 the attributions equals the model output. It weighs ~210 MB installed (numba and llvmlite), which is why it lives in
 the training image only; the inference image never imports this module.
 
-    python model/train/explain.py --model <artifact dir | model.tar.gz> --data batch.csv --output attributions.csv \
+    python -m model.train.explain --model <artifact dir | model.tar.gz> --data batch.csv --output attributions.csv \
         [--report explain.md] [--background data/sample.csv]
-    python model/train/explain.py --model <artifact> --data <validation split> --importance importance.json
+    python -m model.train.explain --model <artifact> --data <validation split> --importance importance.json
 """
 
 from __future__ import annotations
@@ -32,11 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-import dataset
-import evaluate
-import metrics
-import model_artifact
-from data_contract import DataValidationError, Schema, SchemaError
+from model.common import metrics, model_artifact
+from model.common.data_contract import DataValidationError, Schema, SchemaError
+from model.train import dataset, evaluate
 
 log = logging.getLogger("explain")
 

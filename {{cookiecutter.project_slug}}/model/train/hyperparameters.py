@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from preprocessing import ESTIMATORS
+from model.train.preprocessing import ESTIMATORS
 
 
 class HyperparameterError(ValueError):

@@ -9,7 +9,7 @@ model_card.json follows the content schema of SageMaker Model Cards (model_overv
 business_details, training_details, evaluation_details, additional_information); `check_card_content` enforces the
 subset documented in docs/explainability.md before anything is written, so CreateModelCard accepts the content.
 
-    python model/train/model_card.py --model <artifact dir | model.tar.gz> --evaluation evaluation.json \
+    python -m model.train.model_card --model <artifact dir | model.tar.gz> --evaluation evaluation.json \
         [--importance importance.json] [--registry-package package.json] [--data-report data_report.json] \
         [--pipeline-run ID] [--config model/config/model_card.json] --out-dir docs
 """
@@ -25,12 +25,12 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import evaluate
-import model_artifact
-from data_contract import Schema, SchemaError
+from model.common import model_artifact, paths
+from model.common.data_contract import Schema, SchemaError
+from model.train import evaluate
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = ROOT / "model" / "config" / "model_card.json"
+ROOT = paths.REPO_ROOT
+DEFAULT_CONFIG = paths.MODEL_CARD_FILE
 MARKDOWN_FILE = "model_card.md"
 JSON_FILE = "model_card.json"
 CHART_FILE = "model_card_importance.png"
@@ -591,7 +591,7 @@ def write_model_card(
     written = {}
     rows = _importance_rows(importance)
     if rows:
-        import explain
+        from model.train import explain
 
         metric = importance.get("metric", "main metric") if isinstance(importance, Mapping) else "main metric"
         written["chart"] = explain.plot_importance(

@@ -15,7 +15,7 @@ import logging
 
 import numpy as np
 
-from data_contract import Schema
+from model.common.data_contract import Schema
 
 log = logging.getLogger("train")
 

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-import data_quality
-import dataset
-from data_contract import DataValidationError, Schema, SchemaError
-from metrics import load_baseline
+from model.common import paths
+from model.common.data_contract import DataValidationError, Schema, SchemaError
+from model.common.metrics import load_baseline
+from model.train import data_quality, dataset
 
 log = logging.getLogger("prepare")
 PROCESSING = Path("/opt/ml/processing")
-CODE = Path(__file__).resolve().parent  # /opt/ml/code in the image, which holds schema.json and baseline.json
 
 
 class PreparationError(RuntimeError):
@@ -93,8 +92,8 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=PROCESSING / "input" / "data")
-    parser.add_argument("--schema", type=Path, default=CODE / "schema.json")
-    parser.add_argument("--baseline", type=Path, default=CODE / "baseline.json")
+    parser.add_argument("--schema", type=Path, default=paths.SCHEMA_FILE)
+    parser.add_argument("--baseline", type=Path, default=paths.GATES_FILE)
     parser.add_argument("--output-dir", type=Path, default=PROCESSING / "output")
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--validation-fraction", type=float, default=0.15)

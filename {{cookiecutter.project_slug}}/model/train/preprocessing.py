@@ -14,7 +14,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from data_contract import MISSING_CATEGORY, Schema
+from model.common.data_contract import MISSING_CATEGORY, Schema
 
 ESTIMATORS = ("gradient_boosting", "random_forest", "linear", "hist_gradient_boosting", "xgboost", "lightgbm")
 

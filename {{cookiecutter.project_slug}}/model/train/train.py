@@ -23,13 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-import dataset
-import hyperparameters as hp
-import metrics
-import model_artifact
-from data_contract import DataValidationError, Schema, SchemaError
-from onnx_export import TrainingError, serialise
-from preprocessing import build_pipeline
+from model.common import metrics, model_artifact, paths
+from model.common.data_contract import DataValidationError, Schema, SchemaError
+from model.train import dataset
+from model.train import hyperparameters as hp
+from model.train.onnx_export import TrainingError, serialise
+from model.train.preprocessing import build_pipeline
 
 log = logging.getLogger("train")
 
@@ -44,7 +43,7 @@ def default_paths() -> dict[str, Path | None]:
     def channel(name: str) -> Path:
         return Path(os.environ.get(f"SM_CHANNEL_{name.upper()}", root / "input" / "data" / name))
 
-    schema_candidates = [channel("config") / "schema.json", Path(__file__).resolve().parent / "schema.json"]
+    schema_candidates = [channel("config") / "schema.json", paths.SCHEMA_FILE]
     return {
         "train": channel("train"),
         "validation": channel("validation"),

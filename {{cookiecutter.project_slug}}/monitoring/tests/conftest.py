@@ -1,6 +1,6 @@
 """Fixtures for the drift job: the project's schema, a baseline from sample data, and capture-file writers.
 
-Traffic comes from data/make_sample_data.py (seeded), and the "model" is a fixed rule, so the tests need no
+Traffic comes from model/common/sample_data.py (seeded), and the "model" is a fixed rule, so the tests need no
 trained artifact and run in seconds.
 """
 
@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-for folder in ("model/common", "model/inference", "model/train", "monitoring", "data"):
-    if str(ROOT / folder) not in sys.path:
-        sys.path.insert(0, str(ROOT / folder))
+from model.common.data_contract import Schema
 
-from data_contract import Schema  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 BASELINE_ROWS = 4000
 BASELINE_SEED = 7
@@ -35,7 +31,7 @@ def traffic(schema: Schema, rows: int, seed: int, drift: dict | None = None) -> 
     drift: {"monthly_charges": +40.0} shifts a numeric feature; {"contract_type": "two_year"} forces a category
     on every other row.
     """
-    from make_sample_data import make_rows
+    from model.common.sample_data import make_rows
 
     out = []
     width = len(schema.feature_names)
@@ -133,7 +129,7 @@ def write_captures(
 
 @pytest.fixture(scope="session")
 def baseline_dir(tmp_path_factory, schema) -> Path:
-    from baseline import build_baseline, write_baseline
+    from monitoring.drift_baseline import build_baseline, write_baseline
 
     rows = traffic(schema, BASELINE_ROWS, BASELINE_SEED)
     columns = dict(zip(schema.feature_names, map(list, zip(*rows, strict=True)), strict=True))
@@ -145,7 +141,7 @@ def baseline_dir(tmp_path_factory, schema) -> Path:
 
 
 def run_job(baseline_dir: Path, output_dir: Path, *inputs: Path | str, extra: tuple[str, ...] = ()) -> int:
-    import drift_job
+    from monitoring import drift_job
 
     return drift_job.main(
         ["--baseline-dir", str(baseline_dir), "--input", *map(str, inputs), "--output-dir", str(output_dir), *extra]

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from conftest import ROOT
+from monitoring.tests.conftest import ROOT
 
 ALARMS = json.loads((ROOT / "monitoring" / "alarms" / "alarms.json").read_text(encoding="utf-8"))
 BASELINE = json.loads((ROOT / "model" / "config" / "baseline.json").read_text(encoding="utf-8"))
@@ -39,7 +39,7 @@ def test_the_endpoint_alarms_cover_errors_and_latency_and_guard_rollbacks():
 
 
 def test_the_drift_and_quality_alarms_watch_metrics_the_drift_job_emits():
-    from cloudwatch import collect_metrics
+    from monitoring.cloudwatch import collect_metrics
 
     main = next(iter(BASELINE["quality"]))
     emitted = {

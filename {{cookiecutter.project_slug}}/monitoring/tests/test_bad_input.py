@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import capture_record, read_json, run_job, traffic, write_captures
+from monitoring.tests.conftest import capture_record, read_json, run_job, traffic, write_captures
 
 
 def job_with(tmp_path, schema, baseline_dir, lines: list[str], name: str = "bad.jsonl") -> dict:

@@ -7,7 +7,7 @@ import csv
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conftest import read_json, run_job, traffic
+from monitoring.tests.conftest import read_json, run_job, traffic
 
 
 def write_csv(path, header, rows):

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_cloudwatch import aws_env, moto_server  # noqa: F401 - registers the fixtures of the S3 test
 
-from conftest import read_json, run_job, traffic, write_captures
+from monitoring.tests.conftest import read_json, run_job, traffic, write_captures
 
 NOW = datetime(2026, 3, 1, 10, 25, tzinfo=UTC)
 
@@ -26,7 +25,7 @@ def capture_hour(root: Path, variant: str, stamp: str, rows: list[list], schema)
 
 
 def test_the_window_is_the_complete_hours_before_now_under_every_variant(tmp_path, schema):
-    import drift_job
+    from monitoring import drift_job
 
     endpoint = tmp_path / "capture" / "churn-prod"
     rows = traffic(schema, 10, seed=81)
@@ -45,7 +44,7 @@ def test_the_window_is_the_complete_hours_before_now_under_every_variant(tmp_pat
 
 
 def test_the_window_crosses_midnight_and_skips_hours_without_traffic(tmp_path, schema):
-    import drift_job
+    from monitoring import drift_job
 
     variant = tmp_path / "capture" / "churn-prod" / "AllTraffic"
     capture_hour(variant.parent, "AllTraffic", "2026/02/28/23", traffic(schema, 5, seed=82), schema)
@@ -55,7 +54,7 @@ def test_the_window_crosses_midnight_and_skips_hours_without_traffic(tmp_path, s
 
 
 def test_a_run_over_the_last_hours_profiles_only_those_records(tmp_path, schema, baseline_dir):
-    import drift_job
+    from monitoring import drift_job
 
     endpoint = tmp_path / "capture" / "churn-prod"
     now = datetime.now(UTC)
@@ -89,9 +88,9 @@ def test_a_bad_window_or_location_is_refused_with_exit_1(tmp_path, baseline_dir,
 def test_the_window_lists_only_the_hour_prefixes_on_s3(tmp_path, schema, baseline_dir, request, monkeypatch):
     import boto3
 
-    import drift_job
+    from monitoring import drift_job
 
-    endpoint_url = request.getfixturevalue("moto_server")
+    endpoint_url = request.getfixturevalue("moto_url")
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint_url)
     s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name="us-east-1")
     s3.create_bucket(Bucket="capture-window")

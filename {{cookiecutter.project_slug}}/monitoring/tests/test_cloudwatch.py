@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
-import pytest
-
-from conftest import read_json, run_job, traffic, write_captures
+from monitoring.tests.conftest import read_json, run_job, traffic, write_captures
 
 NAMESPACE = "Monitoring/Test"
 
@@ -24,46 +17,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def moto_server():
-    pytest.importorskip("moto")
-    pytest.importorskip("boto3")
-    executable = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    if not Path(executable).exists():
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    port = free_port()
-    process = subprocess.Popen(
-        [executable, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("moto_server did not start within 20 s")
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@pytest.fixture
-def aws_env(monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-def test_metrics_are_put_to_cloudwatch(tmp_path, schema, baseline_dir, moto_server, aws_env):
+def test_metrics_are_put_to_cloudwatch(tmp_path, schema, baseline_dir, moto_url, aws_env):
     import boto3
 
     write_captures(tmp_path / "capture", schema, traffic(schema, 500, seed=71, drift={"monthly_charges": 40.0}))
@@ -75,13 +29,13 @@ def test_metrics_are_put_to_cloudwatch(tmp_path, schema, baseline_dir, moto_serv
             "--cloudwatch-namespace",
             NAMESPACE,
             "--cloudwatch-endpoint-url",
-            moto_server,
+            moto_url,
             "--endpoint-name",
             "churn-prod",
         ),
     )
     assert code == 2
-    client = boto3.client("cloudwatch", endpoint_url=moto_server, region_name="us-east-1")
+    client = boto3.client("cloudwatch", endpoint_url=moto_url, region_name="us-east-1")
     names = {m["MetricName"] for m in client.list_metrics(Namespace=NAMESPACE)["Metrics"]}
     local = {m["name"] for m in read_json(tmp_path / "out" / "metrics.json")["metrics"]}
     assert names == local
@@ -105,14 +59,14 @@ def test_an_unreachable_cloudwatch_fails_fast_with_exit_1(tmp_path, schema, base
 
 
 def test_captures_are_read_from_an_s3_prefix_like_a_local_folder(
-    tmp_path, schema, baseline_dir, moto_server, aws_env, monkeypatch
+    tmp_path, schema, baseline_dir, moto_url, aws_env, monkeypatch
 ):
     import boto3
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     local = tmp_path / "capture"
     write_captures(local, schema, traffic(schema, 300, seed=73, drift={"monthly_charges": 40.0}))
-    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1")
     s3.create_bucket(Bucket="captures")
     for path in local.rglob("*.jsonl"):
         s3.upload_file(str(path), "captures", f"endpoint/AllTraffic/{path.relative_to(local).as_posix()}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drift_statistics import chi2_survival, homogeneity_p_value
+from monitoring.drift_statistics import chi2_survival, homogeneity_p_value
 
 
 @pytest.mark.parametrize("dof", [1, 2, 3, 9, 10, 57])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import read_json, run_job, traffic, write_captures
-from drift_statistics import jensen_shannon_distance, linf_distance, population_stability_index
+from monitoring.drift_statistics import jensen_shannon_distance, linf_distance, population_stability_index
+from monitoring.tests.conftest import read_json, run_job, traffic, write_captures
 
 
 def drifted_features(output_dir, outputs: bool = False) -> set[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import read_json, run_job, traffic, write_captures
-from drift_statistics import Profile, kll_levels, new_sketch
-from violations import CHECK_TYPES
+from monitoring.drift_statistics import Profile, kll_levels, new_sketch
+from monitoring.tests.conftest import read_json, run_job, traffic, write_captures
+from monitoring.violations import CHECK_TYPES
 
 
 def test_statistics_json_has_model_monitor_fields(baseline_dir, schema):

@@ -3,12 +3,12 @@ copies are all the job needs to start."""
 
 from __future__ import annotations
 
-import glob
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from model.tests.images import installed_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "monitoring" / "Dockerfile"
@@ -37,32 +37,25 @@ def test_the_image_pins_what_the_tests_and_the_training_code_pin():
     assert {n: v for n, v in image.items() if n in training} == {n: training[n] for n in image if n in training}
 
 
-def test_the_copied_files_are_enough_to_run_the_job(tmp_path):
-    """Rebuild the image's /opt/ml/code from the Dockerfile's COPY lines and start the job from there."""
-    code = tmp_path / "code"
-    copies = re.findall(r"^COPY\s+(.+)$", DOCKERFILE.read_text(encoding="utf-8"), flags=re.MULTILINE)
-    assert copies
-    for line in copies:
-        *sources, destination = line.split()
-        for source in sources:
-            matches = glob.glob(str(ROOT / source))
-            assert matches, f"COPY {source}: no such file in the repository"
-            for match in matches:
-                target = code / destination
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(match, target)
-
+def test_the_installed_packages_are_enough_to_run_the_job(tmp_path):
+    """The packages the Dockerfile installs (its COPY lines, built by pip) start the job and hold what it imports."""
+    site = installed_packages(DOCKERFILE, tmp_path)
     started = subprocess.run(
-        [sys.executable, str(code / "monitoring" / "drift_job.py"), "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "monitoring.drift_job", "--help"], cwd=site, capture_output=True, text=True
     )
     assert started.returncode == 0, started.stderr
     assert "--last-hours" in started.stdout
     lazy = subprocess.run(
-        [sys.executable, "-c", "import metrics, predictor"],
-        cwd=code,
-        env={"PYTHONPATH": ":".join(str(code / p) for p in ("model/common", "model/inference", "model/train"))},
+        [
+            sys.executable,
+            "-c",
+            "import model.common.metrics, model.inference.predictor, monitoring.drift_job as job; print(job.__file__)",
+        ],
+        cwd=site,
         capture_output=True,
         text=True,
     )
     assert lazy.returncode == 0, lazy.stderr
-    assert (code / "model" / "config" / "baseline.json").is_file()
+    assert Path(lazy.stdout.strip()).is_relative_to(site), "the job was imported from the checkout, not the image"
+    assert (site / "model" / "config" / "baseline.json").is_file()
+    assert not (site / "model" / "train").exists(), "the drift job image installs no training code"

@@ -4,33 +4,32 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, read_json, run_job
-from serving import Server, invoke
+from model.tests.serving import Server, invoke
+from monitoring.tests.conftest import ROOT, read_json, run_job
 
 CONFIG = ROOT / "model" / "config"
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
-    import make_sample_data
-    import prepare
-    import train
+    from model.common import sample_data
+    from model.train import prepare, train
 
     work = tmp_path_factory.mktemp("loop")
-    make_sample_data.main(["--schema", str(CONFIG / "schema.json"), "--rows", "1500", "--out", str(work / "data.csv")])
+    sample_data.main(["--schema", str(CONFIG / "schema.json"), "--rows", "1500", "--out", str(work / "data.csv")])
     prepare.run(work / "data.csv", CONFIG / "schema.json", CONFIG / "baseline.json", work / "splits")
     train.run(work / "splits" / "train", work / "model", {"n_estimators": "30"}, CONFIG / "schema.json")
     subprocess.run(
         [
             sys.executable,
-            str(ROOT / "monitoring" / "baseline.py"),
+            "-m",
+            "monitoring.drift_baseline",
             "--data",
             str(work / "splits/train/train.csv"),
             "--schema",
@@ -43,7 +42,6 @@ def trained(tmp_path_factory) -> dict[str, Path]:
         check=True,
         capture_output=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("model/common", "model/inference"))},
     )
     return {"model": work / "model", "baselines": work / "baselines", "test": work / "splits/test/test.csv"}
 

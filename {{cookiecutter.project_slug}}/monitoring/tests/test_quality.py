@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, model_outputs, read_json, run_job, traffic, write_captures
+from monitoring.tests.conftest import ROOT, model_outputs, read_json, run_job, traffic, write_captures
 
 
 def ground_truth_line(key: str, labels: list, id_field: str = "eventId") -> str:
@@ -145,8 +145,8 @@ def test_without_the_facet_in_ground_truth_bias_is_reported_as_not_computed(labe
 
 def test_a_facet_that_is_a_model_feature_is_read_from_the_captured_requests(labelled, schema, tmp_path):
     """Ground truth with labels only: the facet comes from the requests, because the endpoint saw it."""
-    from baseline import build_baseline, write_baseline
-    from data_contract import Schema
+    from model.common.data_contract import Schema
+    from monitoring.drift_baseline import build_baseline, write_baseline
 
     feature = next(f for f in schema.features if not f.is_numeric)
     contract = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import drift_job
-from conftest import read_json, run_job, traffic, write_captures
+from monitoring import drift_job
+from monitoring.tests.conftest import read_json, run_job, traffic, write_captures
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,8 @@ def test_merged_counts_and_histograms_equal_the_single_pass_exactly(shards):
 def test_merged_quantiles_are_within_the_sketch_rank_error(shards, schema, baseline_dir):
     import numpy as np
 
-    from drift_statistics import Profile
-    from violations import Baseline
+    from monitoring.drift_statistics import Profile
+    from monitoring.violations import Baseline
 
     tmp, _, _ = shards
     rows = traffic(schema, 3000, seed=31, drift={"usage_gb": 25.0})

@@ -16,9 +16,9 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from test_sagemaker_pipeline import REGION, SSM_VALUES, put_data, put_ssm
 
-import sagemaker_pipeline as sp
+from pipeline import sagemaker_pipeline as sp
+from pipeline.tests.test_sagemaker_pipeline import REGION, SSM_VALUES, put_data, put_ssm
 from release.tests import roles
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,10 +56,10 @@ def toolchain(aws_env):
 
 def test_the_role_is_the_one_that_runs_the_train_stage():
     """The train stage is pipeline/buildspec/train.yml (make pipeline-remote: sagemaker_pipeline.py upsert --start);
-    CodeBuild runs it with its project's service role, GitHub Actions (pipeline/run_stage.py) with AWS_CI_ROLE_ARN."""
+    CodeBuild runs it with its project's service role, GitHub Actions (cicd/run_stage.py) with AWS_CI_ROLE_ARN."""
     assert "make pipeline-remote" in (ROOT / "pipeline" / "buildspec" / "train.yml").read_text(encoding="utf-8")
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert "pipeline/sagemaker_pipeline.py upsert --env $(ENV) --start" in makefile
+    assert "-m pipeline.sagemaker_pipeline upsert --env $(ENV) --start" in makefile
     arn_of_role = ({"Fn::GetAtt": [ROLE, "Arn"]}, {"Fn::GetAtt": f"{ROLE}.Arn"})
     if roles.ci_provider() == "codepipeline":
         (project,) = [
@@ -72,15 +72,15 @@ def test_the_role_is_the_one_that_runs_the_train_stage():
     else:
         workflow = (ROOT / ".github" / "workflows" / "train.yml").read_text(encoding="utf-8")
         assert re.search(r"role-to-assume: \$\{\{ vars\.AWS_CI_ROLE_ARN \}\}", workflow)
-        assert "python pipeline/run_stage.py train" in workflow
+        assert "python -m cicd.run_stage train" in workflow
         runbook = (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
         assert 'AWS_CI_ROLE_ARN --body "$(outputs GitHubCiRoleArn)"' in runbook
         outputs = roles.load_template(roles.TOOLCHAIN)[1]["Outputs"]
         assert outputs["GitHubCiRoleArn"]["Value"] in arn_of_role
 
 
-def test_upsert_and_start_run_as_the_train_role(toolchain, moto_endpoint, monkeypatch, capsys):
-    with roles.acting_as(ROLE, moto_endpoint, BUCKET, monkeypatch):
+def test_upsert_and_start_run_as_the_train_role(toolchain, moto_url, monkeypatch, capsys):
+    with roles.acting_as(ROLE, moto_url, BUCKET, monkeypatch):
         assert sp.main(UPSERT) == 0, capsys.readouterr().err  # SSM, S3 listing, describe + create, start
         assert sp.main(UPSERT) == 0, capsys.readouterr().err  # describe + update, start
     out = capsys.readouterr().out
@@ -91,13 +91,11 @@ def test_upsert_and_start_run_as_the_train_role(toolchain, moto_endpoint, monkey
 
 
 @pytest.mark.parametrize("without", [[], ["sagemaker:ListPipelineExecutionSteps"]], ids=["role", "guard"])
-def test_following_an_execution_is_authorised_for_the_train_role(
-    toolchain, moto_endpoint, monkeypatch, capsys, without
-):
+def test_following_an_execution_is_authorised_for_the_train_role(toolchain, moto_url, monkeypatch, capsys, without):
     """--wait: moto authorises DescribePipelineExecution and ListPipelineExecutionSteps before it serves them; it
     cannot serve the second (not implemented: a 500 once authorised), so the test stops there. The guard takes
     ListPipelineExecutionSteps out of the role: the same call is then refused."""
-    with roles.acting_as(ROLE, moto_endpoint, BUCKET, monkeypatch, without=without):
+    with roles.acting_as(ROLE, moto_url, BUCKET, monkeypatch, without=without):
         assert sp.main(UPSERT) == 0, capsys.readouterr().err
         execution = capsys.readouterr().out.split("started execution ")[1].split()[0]
         client = boto3.Session(region_name=REGION).client("sagemaker")  # a new session: the role's credentials
@@ -120,9 +118,9 @@ def test_following_an_execution_is_authorised_for_the_train_role(
         ("sagemaker:StartPipelineExecution", "starting an execution"),
     ],
 )
-def test_an_action_missing_from_the_role_fails_the_run(toolchain, moto_endpoint, monkeypatch, capsys, action, step):
+def test_an_action_missing_from_the_role_fails_the_run(toolchain, moto_url, monkeypatch, capsys, action, step):
     """The guard itself: without `action`, moto refuses the call and the script fails naming it."""
-    with roles.acting_as(ROLE, moto_endpoint, BUCKET, monkeypatch, without=[action]):
+    with roles.acting_as(ROLE, moto_url, BUCKET, monkeypatch, without=[action]):
         code = sp.main(UPSERT)
     err = capsys.readouterr().err
     assert code != 0, f"the run passed without {action} ({step})"

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-import sagemaker_pipeline as sp
+from pipeline import sagemaker_pipeline as sp
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, _ = sp.project_settings()
@@ -146,12 +146,12 @@ def test_jobs_run_the_repository_train_image_with_the_tag_parameter(definition):
         }
     }
     assert steps[sp.TRAIN_STEP]["Arguments"]["AlgorithmSpecification"]["TrainingImage"] == tagged
-    for name, script in ((sp.PREPARE_STEP, "prepare.py"), (sp.EVALUATE_STEP, "evaluation_step.py")):
+    for name, module in ((sp.PREPARE_STEP, "model.train.prepare"), (sp.EVALUATE_STEP, "model.train.evaluation_job")):
         app = steps[name]["Arguments"]["AppSpecification"]
         assert app["ImageUri"] == tagged
-        assert app["ContainerEntrypoint"] == ["python", f"/opt/ml/code/{script}"]
-        # The image copies model/train/*.py to /opt/ml/code (model/train/Dockerfile).
-        assert (ROOT / "model" / "train" / script).is_file()
+        assert app["ContainerEntrypoint"] == ["python", "-m", module]
+        # The image installs the model packages (model/train/Dockerfile: pip install of the project).
+        assert (ROOT / Path(*module.split("."))).with_suffix(".py").is_file()
 
 
 def test_training_job_follows_the_environment_config(definition):
@@ -197,7 +197,8 @@ def test_evaluation_output_is_the_folder_the_script_writes(definition):
     assert output["OutputName"] == "evaluation"
     script_args = arguments["AppSpecification"]["ContainerArguments"]
     assert script_args[script_args.index("--output-dir") + 1] == output["S3Output"]["LocalPath"]
-    assert script_args[script_args.index("--baseline") + 1] == "/opt/ml/code/baseline.json"
+    # The gates file is not an argument: it ships in the image as package data (model.common.paths.GATES_FILE).
+    assert "--baseline" not in script_args
 
 
 def test_condition_names_the_gates_of_baseline_json(definition):

@@ -1,6 +1,6 @@
 """moto's server on 127.0.0.1, the toolchain it stands in for, and a record of every AWS call the release code makes.
 
-The record counts only calls made from release/*.py (not from the tests' own setup), so test_zz_call_coverage can
+The record counts only calls made from release/*.py (not from the tests' own setup), so test_call_coverage can
 prove that every client method the release code calls is exercised here, against moto or a botocore Stubber.
 """
 
@@ -10,12 +10,9 @@ import contextlib
 import copy
 import io
 import json
-import logging
-import os
 import shutil
 import sys
 import tarfile
-import urllib.request
 from pathlib import Path
 
 import boto3
@@ -109,35 +106,14 @@ def _recording_make_api_call(self, operation_name, api_params):
 BaseClient._make_api_call = _recording_make_api_call
 
 
-@pytest.fixture(scope="session")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    saved = dict(os.environ)
-    os.environ.update(
-        AWS_ENDPOINT_URL=url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
-        AWS_MAX_ATTEMPTS="1",
-    )
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
-    yield url
-    os.environ.clear()
-    os.environ.update(saved)
-    server.stop()
+@pytest.fixture
+def aws_region() -> str:
+    return REGION
 
 
 @pytest.fixture
-def aws(moto_url, monkeypatch):
-    """A fresh moto state for each test; polling without sleeps."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()
+def aws(aws_env, moto_url, monkeypatch):
+    """A fresh moto state for each test (the root conftest's aws_env); polling without sleeps."""
     monkeypatch.setattr(stack, "POLL_SECONDS", 0.0)
     LOG.clear()
     return moto_url
@@ -424,7 +400,7 @@ def moto_monitoring_template(tmp_path_factory) -> Path:
 
 def pytest_collection_modifyitems(session, config, items):
     """Run the call-coverage check last, after every other release test."""
-    items.sort(key=lambda item: item.fspath.basename == "test_zz_call_coverage.py")
+    items.sort(key=lambda item: item.fspath.basename == "test_call_coverage.py")
     here = Path(__file__).resolve().parent
     config.release_test_files = {
         Path(str(item.fspath)).name for item in items if Path(str(item.fspath)).resolve().parent == here

@@ -8,8 +8,7 @@ from release import config
 from release.config import StackInputs, endpoint_stack_parameters, load_environment, load_project
 from release.errors import ReleaseError
 from release.template import check_parameters, load_template
-
-from .conftest import CONTRACT_PARAMETERS, edit
+from release.tests.conftest import CONTRACT_PARAMETERS, edit
 
 INPUTS = StackInputs(
     model_package_arn="arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-models/3",

@@ -14,8 +14,7 @@ from release import commands, config, stack
 from release.config import load_project
 from release.errors import ReleaseError
 from release.output import Output
-
-from .conftest import ACCOUNT, REGION, add_package, client
+from release.tests.conftest import ACCOUNT, REGION, add_package, client
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from release.config import MonitoringInputs, load_environment, load_project, mon
 from release.errors import ReleaseError
 from release.output import Output
 from release.template import check_parameters, load_template
-
-from .conftest import ACCOUNT, REGION, add_package, client, edit, push_image
+from release.tests.conftest import ACCOUNT, REGION, add_package, client, edit, push_image
 
 BASELINES = {
     "statistics.json": {"version": 0.0, "dataset": {"item_count": 3}, "features": []},
@@ -324,7 +323,7 @@ def test_monitoring_template_accepts_the_parameters_of_every_environment(environ
 
 @pytest.mark.skipif(not config.MONITORING_TEMPLATE.is_file(), reason="generated without monitoring")
 def test_the_contract_names_the_template_parameters_the_project_sets():
-    from .conftest import MONITORING_CONTRACT_PARAMETERS
+    from release.tests.conftest import MONITORING_CONTRACT_PARAMETERS
 
     _, document = load_template(config.MONITORING_TEMPLATE)
     parameters = monitoring_stack_parameters(load_project(), load_environment("prod", monitoring=True), INPUTS)

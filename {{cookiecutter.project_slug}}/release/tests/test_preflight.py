@@ -13,8 +13,7 @@ from release import commands, preflight, release
 from release.config import load_project
 from release.errors import ReleaseError
 from release.output import Output
-
-from .conftest import ACCOUNT, LOG, REGION, SAGEMAKER_QUOTAS, add_package, client, edit, writes
+from release.tests.conftest import ACCOUNT, LOG, REGION, SAGEMAKER_QUOTAS, add_package, client, edit, writes
 
 CONNECTION = f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/0a1b2c3d-1111-2222-3333-444455556666"
 

@@ -10,8 +10,7 @@ from release import commands
 from release.config import load_project
 from release.errors import ReleaseError
 from release.output import Output
-
-from .conftest import add_package, client, model_tar, push_image
+from release.tests.conftest import add_package, client, model_tar, push_image
 
 
 @pytest.fixture

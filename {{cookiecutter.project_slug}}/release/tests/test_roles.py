@@ -10,9 +10,8 @@ import pytest
 from release import commands
 from release.config import load_project
 from release.output import Output
-
-from .conftest import add_package, client, model_tar, push_image
-from .roles import ROLES, acting_as, ci_provider, role_policies
+from release.tests.conftest import add_package, client, model_tar, push_image
+from release.tests.roles import ROLES, acting_as, ci_provider, role_policies
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Integration, contract and latency tests against a running endpoint (boto3 and the standard library only).
 
-    python release/endpoint_tests.py --env staging                        # the environment's SageMaker endpoint
-    python release/endpoint_tests.py --env staging --url http://127.0.0.1:8080   # a local serve.py
+    python -m release.endpoint_checks --env staging                        # the environment's SageMaker endpoint
+    python -m release.endpoint_checks --env staging --url http://127.0.0.1:8080   # a local serve.py
 
 Requests are built from model/config/schema.json, answers are checked against the serving contract in
 docs/contracts.md: one prediction per row in the documented format, 4xx (never 5xx) for bad input, and the
@@ -19,9 +19,6 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the project root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from release.config import ROOT, load_environment
 from release.errors import ReleaseError

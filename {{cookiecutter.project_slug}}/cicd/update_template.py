@@ -7,9 +7,9 @@ anything fails on the way, the repository is put back exactly as it was (the wor
 start, so that is always possible).
 
 Usage:
-    python pipeline/update_template.py                   # update to the newest release
-    python pipeline/update_template.py --vcs-ref v1.4.0  # or to a given release (tag, branch or commit)
-    python pipeline/update_template.py --check           # only say whether a newer release exists
+    python -m cicd.update_template                   # update to the newest release
+    python -m cicd.update_template --vcs-ref v1.4.0  # or to a given release (tag, branch or commit)
+    python -m cicd.update_template --check           # only say whether a newer release exists
 
 Exit codes:
     update: 0 updated (or already current), 1 updated with conflicts to resolve, 2 error (nothing changed)

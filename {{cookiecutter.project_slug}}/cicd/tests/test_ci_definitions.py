@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_STAGE = ROOT / "pipeline" / "run_stage.py"
-CHECK_CI = ROOT / "pipeline" / "check_ci.py"
+RUN_STAGE = ("-m", "cicd.run_stage")  # run from the repository root, as the workflows do
+CHECK_CI = ("-m", "cicd.check_ci")
 
 
 def write_stage(directory: Path, body: str, name: str = "stage") -> Path:
@@ -32,7 +32,7 @@ def run_stage(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> 
     return subprocess.run(
         [
             sys.executable,
-            str(RUN_STAGE),
+            *RUN_STAGE,
             "stage",
             "--buildspec-dir",
             str(tmp_path / "spec"),
@@ -42,6 +42,7 @@ def run_stage(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> 
         ],
         capture_output=True,
         text=True,
+        cwd=ROOT,
         env=environ,
         timeout=120,
         check=False,
@@ -218,34 +219,17 @@ def test_parameter_store_value_taken_from_the_environment_when_set(tmp_path: Pat
 
 
 @pytest.fixture()
-def moto_ssm() -> dict[str, str]:
+def moto_ssm(aws_env, moto_url) -> dict[str, str]:
+    """An SSM parameter in moto (the root conftest's server); the environment a stage subprocess needs to reach it."""
     boto3 = pytest.importorskip("boto3")
-    server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    environ = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    client = boto3.client(
-        "ssm",
-        endpoint_url=environ["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.put_parameter(
+    boto3.client("ssm", region_name=aws_env).put_parameter(
         Name="/project/train-image-uri",
         Value="111122223333.dkr.ecr.us-east-1.amazonaws.com/train",
         Type="String",
         Overwrite=True,
     )
-    yield environ
-    server.stop()
+    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_MAX_ATTEMPTS")
+    return {name: os.environ[name] for name in names}
 
 
 def test_parameter_store_values_are_read_from_ssm(tmp_path: Path, moto_ssm: dict[str, str]) -> None:
@@ -289,7 +273,7 @@ def test_missing_ssm_parameter_names_the_variable_and_the_fix(tmp_path: Path, mo
 def test_every_stage_buildspec_parses_for_run_stage() -> None:
     for stage in ("build", "train", "deploy-staging", "test-staging", "deploy-prod", "rollback", "template-update"):
         result = subprocess.run(
-            [sys.executable, str(RUN_STAGE), stage, "--dry-run"], capture_output=True, text=True, check=False
+            [sys.executable, *RUN_STAGE, stage, "--dry-run"], cwd=ROOT, capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, f"{stage}: {result.stderr}"
         assert "make " in result.stdout
@@ -297,7 +281,12 @@ def test_every_stage_buildspec_parses_for_run_stage() -> None:
 
 def check_ci(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(CHECK_CI), "--root", str(root)], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, *CHECK_CI, "--root", str(root)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -362,7 +351,7 @@ def test_check_ci_catches_a_broken_workflow(repo_copy: Path) -> None:
                 runs-on: ubuntu-latest
                 steps:
                   - uses: actions/checkout
-                  - run: python pipeline/run_stage.py no-such-stage
+                  - run: python -m cicd.run_stage no-such-stage
                     shell: bash
                     timeout-minutes: soon
             """

@@ -1,6 +1,7 @@
 """Write the drift baselines at training time, in SageMaker Model Monitor's file formats.
 
-    python monitoring/baseline.py --data data/sample.csv [--model-dir build/model] --output-dir monitoring/baselines
+    python -m monitoring.drift_baseline --data data/sample.csv [--model-dir build/model] \
+        --output-dir monitoring/baselines
 
 writes statistics.json and constraints.json (the input features), output_statistics.json (predicted label
 shares and confidence, or score quantiles, when a model scored the data) and a copy of schema.json, so the
@@ -17,14 +18,9 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for folder in ("model/common", "model/inference", "model/train", "monitoring"):
-    if str(ROOT / folder) not in sys.path:
-        sys.path.insert(0, str(ROOT / folder))
-
-from data_contract import Feature, Schema  # noqa: E402
-from drift_statistics import MonitoringConfig, Profile, constraints_json, statistics_json  # noqa: E402
+from model.common import paths
+from model.common.data_contract import Feature, Schema
+from monitoring.drift_statistics import MonitoringConfig, Profile, constraints_json, statistics_json
 
 STATISTICS = "statistics.json"
 CONSTRAINTS = "constraints.json"
@@ -71,8 +67,8 @@ def build_baseline(
 
 
 def _score(model_dir: Path, schema: Schema, columns: Mapping) -> dict:
-    import predictor
-    from data_contract import DataValidationError
+    from model.common.data_contract import DataValidationError
+    from model.inference import predictor
 
     scorer = predictor.model_fn(str(model_dir))
     try:
@@ -136,9 +132,9 @@ def write_baseline(output_dir: Path, schema: Schema, schema_path: Path, results:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="training data, CSV with a header or Parquet")
-    parser.add_argument("--schema", type=Path, default=ROOT / "model" / "config" / "schema.json")
+    parser.add_argument("--schema", type=Path, default=paths.SCHEMA_FILE)
     parser.add_argument("--model-dir", type=Path, help="a model artifact: score the data for the output baseline")
-    parser.add_argument("--output-dir", type=Path, default=HERE / "baselines")
+    parser.add_argument("--output-dir", type=Path, default=paths.DRIFT_BASELINES_DIR)
     args = parser.parse_args(argv)
     schema = Schema.load(args.schema)
     numeric = frozenset(f.name for f in schema.features if f.is_numeric)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from sklearn import metrics as skm
 
-from data_contract import Schema
+from model.common.data_contract import Schema
 
 GATE_KINDS = ("min", "max", "max_abs")
 

@@ -24,14 +24,12 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-import evaluate
-import explain
-import model_artifact
-from data_contract import DataValidationError, Schema, SchemaError
+from model.common import model_artifact, paths
+from model.common.data_contract import DataValidationError, Schema, SchemaError
+from model.train import evaluate, explain
 
-log = logging.getLogger("evaluation_step")
+log = logging.getLogger("evaluation_job")
 PROCESSING = Path("/opt/ml/processing")
-CODE = Path(__file__).resolve().parent
 
 PRE_TRAINING = {"CI": "Class Imbalance", "DPL": "Difference in Positive Proportions in Labels"}
 POST_TRAINING = {
@@ -114,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=PROCESSING / "model", help="model folder or model.tar.gz")
     parser.add_argument("--test", type=Path, default=PROCESSING / "test")
     parser.add_argument("--validation", type=Path, default=PROCESSING / "validation")
-    parser.add_argument("--baseline", type=Path, default=CODE / "baseline.json")
+    parser.add_argument("--baseline", type=Path, default=paths.GATES_FILE)
     parser.add_argument("--output-dir", type=Path, default=PROCESSING / "evaluation")
     parser.add_argument("--n-repeats", type=int, default=5, help="shuffles per feature for the importance")
     args = parser.parse_args(argv)

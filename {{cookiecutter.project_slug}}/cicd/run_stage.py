@@ -16,7 +16,7 @@ CodeBuild semantics (buildspec version 0.2) reproduced here:
 - CODEBUILD_SRC_DIR is the source directory and CODEBUILD_RESOLVED_SOURCE_VERSION the commit (from GITHUB_SHA or git).
 - env.exported-variables are written to $GITHUB_OUTPUT when it is set (the step's outputs on GitHub Actions).
 
-Usage: python pipeline/run_stage.py STAGE [--phases install,pre_build] [--skip-parameter-store] [--dry-run]
+Usage: python -m cicd.run_stage STAGE [--phases install,pre_build] [--skip-parameter-store] [--dry-run]
 """
 
 from __future__ import annotations
@@ -33,13 +33,15 @@ from pathlib import Path
 
 import yaml
 
+from model.common import paths
+
 PHASES = ("install", "pre_build", "build", "post_build")
 ENV_KEYS = {"shell", "variables", "parameter-store", "secrets-manager", "exported-variables", "git-credential-helper"}
 PHASE_KEYS = {"run-as", "on-failure", "runtime-versions", "commands", "finally"}
 TOP_KEYS = {"version", "run-as", "env", "proxy", "batch", "phases", "reports", "artifacts", "cache"}
 ON_FAILURE = re.compile(r"^(ABORT|CONTINUE|RETRY(-[1-9][0-9]*)?)$")
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = paths.REPO_ROOT
 
 # Saves the shell state after each command: exit code, working directory, environment and plain shell variables.
 # Bash's own variables and read-only ones are left alone; the next command starts from this state.

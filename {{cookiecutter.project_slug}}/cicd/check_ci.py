@@ -6,7 +6,7 @@
   vendored by check-jsonschema, pins each action to a version, runs only existing stages and names existing files.
 
 Each finding names the file, the line and key, and the fix. Exit code 1 when there is any finding.
-Usage: python pipeline/check_ci.py [--root REPO]
+Usage: python -m cicd.check_ci [--root REPO]
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from run_stage import BuildspecError, parse_buildspec
+from cicd.run_stage import BuildspecError, parse_buildspec
+from model.common import paths
 
 STAGES = ("build", "train", "deploy-staging", "test-staging", "deploy-prod", "rollback", "template-update")
 # Repository paths a command may name; build/ and the virtual environments are outputs, not sources.
@@ -286,7 +287,7 @@ def check(root: Path) -> list[Finding]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent, help="repository root")
+    parser.add_argument("--root", type=Path, default=paths.REPO_ROOT, help="repository root")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     findings = check(root)

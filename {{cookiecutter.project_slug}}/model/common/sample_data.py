@@ -17,6 +17,8 @@ import random
 import sys
 from pathlib import Path
 
+from model.common import paths
+
 CONTRACTS = ("month_to_month", "one_year", "two_year")
 PAYMENTS = ("card", "bank_transfer", "invoice")
 AGE_GROUPS = ("under_40", "40_to_60", "over_60")
@@ -92,18 +94,17 @@ def render_csv(problem_type: str, rows: int, seed: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--schema",
         type=Path,
-        default=here.parent / "model" / "config" / "schema.json",
+        default=paths.SCHEMA_FILE,
         help="schema.json whose problem_type selects the target (default: %(default)s)",
     )
     parser.add_argument("--problem-type", choices=sorted(TARGETS), help="overrides the schema's problem_type")
     parser.add_argument("--rows", type=int, default=4000, help="number of records (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=20261125, help="random seed (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=here / "sample.csv", help="output CSV (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=paths.SAMPLE_DATA, help="output CSV (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error(f"--rows {args.rows}: give a positive number of records")

@@ -11,7 +11,7 @@ import ast
 import boto3
 import pytest
 
-from .conftest import CALLS, RELEASE_DIR, TESTS_DIR
+from release.tests.conftest import CALLS, RELEASE_DIR, TESTS_DIR
 
 CLIENT_NAMES = {
     "sagemaker": "sagemaker",

@@ -40,7 +40,7 @@ def read_folder(folder: Path) -> dict[str, bytes]:
     """The baseline files to publish, checked: the required ones are there and every file is JSON."""
     shown = _shown(folder)
     fix = (
-        "write the baselines with make pipeline (training runs monitoring/baseline.py and copies its output to "
+        "write the baselines with make pipeline (training runs monitoring/drift_baseline.py and copies its output to "
         "monitoring/baselines/), commit the folder and run the command again"
     )
     if not folder.is_dir():

@@ -1,4 +1,4 @@
-"""endpoint_tests.py: request building, the runtime mode (Stubber), a broken server, and a real serve.py."""
+"""endpoint_checks.py: request building, the runtime mode (Stubber), a broken server, and a real serve.py."""
 
 from __future__ import annotations
 
@@ -17,16 +17,15 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from release import endpoint_tests
+from release import endpoint_checks
 from release.config import ROOT
+from release.tests.conftest import client
 
-from .conftest import client
-
-SCHEMA = endpoint_tests.load_schema()
+SCHEMA = endpoint_checks.load_schema()
 
 
 def test_valid_records_stay_inside_the_schema():
-    for record in endpoint_tests.valid_records(SCHEMA, 5):
+    for record in endpoint_checks.valid_records(SCHEMA, 5):
         for feature in SCHEMA["features"]:
             value = record[feature["name"]]
             if value is None:
@@ -39,7 +38,7 @@ def test_valid_records_stay_inside_the_schema():
 
 def test_percentile_is_nearest_rank():
     values = [float(v) for v in range(1, 101)]
-    assert (endpoint_tests.percentile(values, 50), endpoint_tests.percentile(values, 99)) == (50.0, 99.0)
+    assert (endpoint_checks.percentile(values, 50), endpoint_checks.percentile(values, 99)) == (50.0, 99.0)
 
 
 def prediction(schema):
@@ -69,7 +68,7 @@ def body(data: bytes) -> StreamingBody:
 
 def test_runtime_mode_passes_on_a_healthy_endpoint(aws):
     sagemaker, runtime = client("sagemaker"), client("sagemaker-runtime")
-    batch = json.dumps({"predictions": [prediction(SCHEMA)] * endpoint_tests.BATCH_ROWS}).encode()
+    batch = json.dumps({"predictions": [prediction(SCHEMA)] * endpoint_checks.BATCH_ROWS}).encode()
     single = json.dumps({"predictions": [prediction(SCHEMA)]}).encode()
     with Stubber(sagemaker) as sm, Stubber(runtime) as rt:
         sm.add_response(
@@ -86,9 +85,9 @@ def test_runtime_mode_passes_on_a_healthy_endpoint(aws):
         )
         rt.add_response("invoke_endpoint", {"Body": body(batch), "ContentType": "application/json"})
         rt.add_response("invoke_endpoint", {"Body": body(batch), "ContentType": "application/json"})
-        csv_answer = (csv_line(SCHEMA) * endpoint_tests.BATCH_ROWS).encode()
+        csv_answer = (csv_line(SCHEMA) * endpoint_checks.BATCH_ROWS).encode()
         rt.add_response("invoke_endpoint", {"Body": body(csv_answer), "ContentType": "text/csv"})
-        for _ in endpoint_tests.bad_requests(SCHEMA):
+        for _ in endpoint_checks.bad_requests(SCHEMA):
             rt.add_client_error(
                 "invoke_endpoint",
                 "ModelError",
@@ -98,8 +97,8 @@ def test_runtime_mode_passes_on_a_healthy_endpoint(aws):
             )
         for _ in range(3):
             rt.add_response("invoke_endpoint", {"Body": body(single), "ContentType": "application/json"})
-        transport = endpoint_tests.SageMakerTransport(sagemaker, runtime, "e")
-        results = endpoint_tests.run_checks(transport, SCHEMA, requests=3, p99_ms=10_000)
+        transport = endpoint_checks.SageMakerTransport(sagemaker, runtime, "e")
+        results = endpoint_checks.run_checks(transport, SCHEMA, requests=3, p99_ms=10_000)
     assert [name for name, passed, _ in results if not passed] == []
 
 
@@ -113,7 +112,7 @@ def test_runtime_mode_fails_when_bad_input_gets_a_5xx(aws):
             424,
             modeled_fields={"OriginalStatusCode": 500},
         )
-        answer = endpoint_tests.SageMakerTransport(sagemaker, runtime, "e").invoke(b"x", "text/plain")
+        answer = endpoint_checks.SageMakerTransport(sagemaker, runtime, "e").invoke(b"x", "text/plain")
     assert answer.status == 500
 
 
@@ -138,7 +137,7 @@ def test_http_mode_fails_against_a_server_that_answers_500(capsys):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        assert endpoint_tests.main(["--env", "staging", "--url", url, "--requests", "3"]) == 1
+        assert endpoint_checks.main(["--env", "staging", "--url", url, "--requests", "3"]) == 1
     finally:
         server.shutdown()
     out = capsys.readouterr().out
@@ -149,7 +148,7 @@ def test_http_mode_reports_an_unreachable_server(capsys):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    assert endpoint_tests.main(["--env", "staging", "--url", f"http://127.0.0.1:{port}", "--requests", "1"]) == 1
+    assert endpoint_checks.main(["--env", "staging", "--url", f"http://127.0.0.1:{port}", "--requests", "1"]) == 1
     assert "cannot connect" in capsys.readouterr().out  # the reason is in the table
 
 
@@ -163,10 +162,8 @@ def _model_python() -> Path | None:
 TRAIN = """
 import sys
 from pathlib import Path
-root = Path(sys.argv[1])
-sys.path[:0] = [str(root / d) for d in ("model/common", "model/train", "model/inference", "model/tests", "data")]
-from fixtures_inference import train_artifact
-print(train_artifact(Path(sys.argv[2]), sys.argv[3]))
+from model.tests.fixtures_inference import train_artifact
+print(train_artifact(Path(sys.argv[1]), sys.argv[2]))
 """
 
 
@@ -174,7 +171,7 @@ print(train_artifact(Path(sys.argv[2]), sys.argv[3]))
 def test_http_mode_passes_against_the_real_serve_py(tmp_path, capsys):
     python = str(_model_python())
     trained = subprocess.run(
-        [python, "-c", TRAIN, str(ROOT), str(tmp_path / "artifact"), SCHEMA["problem_type"]],
+        [python, "-c", TRAIN, str(tmp_path / "artifact"), SCHEMA["problem_type"]],
         capture_output=True,
         text=True,
         timeout=600,
@@ -184,11 +181,11 @@ def test_http_mode_passes_against_the_real_serve_py(tmp_path, capsys):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'model' / 'common'}:{ROOT / 'model' / 'inference'}"}
     server = subprocess.Popen(
         [
             python,
-            str(ROOT / "model" / "inference" / "serve.py"),
+            "-m",
+            "model.inference.serve",
             "serve",
             "--model-dir",
             model_dir,
@@ -199,7 +196,6 @@ def test_http_mode_passes_against_the_real_serve_py(tmp_path, capsys):
             "--workers",
             "1",
         ],
-        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -213,7 +209,7 @@ def test_http_mode_passes_against_the_real_serve_py(tmp_path, capsys):
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "serve.py did not start"
                 time.sleep(0.2)
-        assert endpoint_tests.main(["--env", "staging", "--url", url, "--requests", "20"]) == 0
+        assert endpoint_checks.main(["--env", "staging", "--url", url, "--requests", "20"]) == 0
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -50,9 +50,6 @@ def test_the_inference_image_is_built_with_the_format_and_records_it():
 
 
 def test_the_release_scripts_read_the_tag_the_build_stage_pushes():
-    import sys
-
-    sys.path.insert(0, str(ROOT))
     from release import formats
 
     assert formats.format_tag("abc", "skops") == "abc-skops"

@@ -1,0 +1,1 @@
+"""Tests of the CI/CD definitions, the stage runner and the template-update stage."""

@@ -1,0 +1,1 @@
+"""Tests of the SageMaker Pipeline definition and its role (AWS environment, moto)."""
