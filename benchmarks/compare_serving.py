@@ -56,18 +56,17 @@ def bake(problem_type: str, dest: Path) -> Path:
 
 def build_models(project: Path, work: Path) -> tuple[Path, Path, Path]:
     """Fit the project's pipeline once; write the ONNX artifact and the joblib model of that same object."""
-    sys.path[:0] = [str(project / "model" / d) for d in ("common", "train", "inference")]
-    import dataset
-    import hyperparameters
+    # The baked project's packages (model.*), imported from its root like its own `python -m` runs do.
+    sys.path.insert(0, str(project))
     import joblib
-    import model_artifact
-    import train
-    from data_contract import MISSING_CATEGORY, Schema
-    from preprocessing import build_pipeline
+    from model.common import model_artifact
+    from model.common.data_contract import MISSING_CATEGORY, Schema
+    from model.train import dataset, hyperparameters, train
+    from model.train.preprocessing import build_pipeline
 
     data_path = work / "sample.csv"
     subprocess.run(
-        [sys.executable, str(project / "data" / "sample_data.py"), "--out", str(data_path)],
+        [sys.executable, "-m", "model.common.sample_data", "--out", str(data_path)],
         check=True,
         cwd=project,
         timeout=300,
@@ -246,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         project = bake(args.problem_type, work / "bake")
         onnx_dir, joblib_dir, data_path = build_models(project, work)
-        import bench  # the generated repository's own load tools (model/inference is on sys.path now)
+        from model.inference import bench  # the generated repository's own load tools
 
         schema = json.loads((onnx_dir / "schema.json").read_text())
         single = (bench.csv_rows(schema, data_path, 1)[0] + "\n").encode()

@@ -132,6 +132,8 @@ def cookiecutter_object(config: dict[str, Any]) -> str:
 
 # cookiecutter's default Jinja extensions are unknown to copier: translate them to copier's filters.
 _NOW = re.compile(r"^\{%\s*now\s+'[a-z]+'\s*,\s*'([^']*)'\s*%\}$")
+# A value derived from an answer, e.g. ``{{ cookiecutter.project_slug | replace('_', '-') }}``.
+_DERIVED = re.compile(r"^\{\{\s*cookiecutter\.(\w+)(\s*\|[^{}]*)\}\}$")
 
 
 def computed(config: dict[str, Any]) -> dict[str, str]:
@@ -141,8 +143,11 @@ def computed(config: dict[str, Any]) -> dict[str, str]:
         if not name.startswith("__") or name in {"__prompts__", "__answers"}:
             continue
         now = _NOW.match(value)
+        derived = _DERIVED.match(value)
         if now:
             result[name] = f"'{now.group(1)}' | strftime"
+        elif derived:
+            result[name] = f"{derived.group(1)}{derived.group(2).rstrip()}"
         else:
             raise ValueError(f"{name}: cannot translate {value!r} for copier; add a rule in computed()")
     return result

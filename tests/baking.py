@@ -78,15 +78,57 @@ def make_template_repo(dest: Path, tag: str = "v0.0.0") -> Path:
     return dest
 
 
-def variants() -> list[dict[str, Any]]:
-    """Every combination of the choice and yes/no questions: the bake matrix grows with the questions."""
-    axes = {}
+# Questions whose answers change the same files together (prunes, stacks, the model suite): every
+# combination of them is baked. The other questions (python_version, license) change files of their own, so
+# pairwise coverage of their answers against every other question is enough; a new question joins one group.
+INTERACTING = ("problem_type", "include_monitoring", "ci_provider")
+
+
+def axes() -> dict[str, list[Any]]:
+    """The choice and yes/no questions with their possible answers."""
+    out: dict[str, list[Any]] = {}
     for name, value in questions().items():
         if isinstance(value, list):
-            axes[name] = value
+            out[name] = value
         elif isinstance(value, bool):
-            axes[name] = [True, False]
-    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+            out[name] = [True, False]
+    return out
+
+
+def uncovered_pairs(rows: list[dict[str, Any]], all_axes: dict[str, list[Any]]) -> set[tuple]:
+    """Pairs of (question, answer) that no row holds together."""
+    wanted = {
+        ((a, x), (b, y))
+        for a, b in itertools.combinations(all_axes, 2)
+        for x in all_axes[a]
+        for y in all_axes[b]
+    }
+    held = {((a, row[a]), (b, row[b])) for row in rows for a, b in itertools.combinations(all_axes, 2)}
+    return wanted - held
+
+
+def variants() -> list[dict[str, Any]]:
+    """The bake matrix: every combination of the INTERACTING questions; answers of the others are greedy
+    picks so that every pair of answers of any two questions appears in some variant (pairwise coverage)."""
+    all_axes = axes()
+    free = [name for name in all_axes if name not in INTERACTING]
+    fixed = [name for name in all_axes if name in INTERACTING]
+    rows: list[dict[str, Any]] = []
+    for combo in itertools.product(*(all_axes[name] for name in fixed)):
+        base = dict(zip(fixed, combo, strict=True))
+        best, best_gain = None, -1
+        missing = uncovered_pairs(rows, all_axes)
+        for choice in itertools.product(*(all_axes[name] for name in free)):
+            row = {**base, **dict(zip(free, choice, strict=True))}
+            gain = len(missing) - len(missing & uncovered_pairs([*rows, row], all_axes))
+            if gain > best_gain:
+                best, best_gain = row, gain
+        rows.append(best)
+    # Rows for pairs of free answers the product rows could not hold.
+    while missing := uncovered_pairs(rows, all_axes):
+        (a, x), (b, y) = sorted(missing, key=repr)[0]
+        rows.append({**{name: values[0] for name, values in all_axes.items()}, a: x, b: y})
+    return [{name: row[name] for name in all_axes} for row in rows]
 
 
 def variant_id(answers: dict[str, Any]) -> str:

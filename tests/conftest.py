@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,27 @@ from tests.baking import (
 )
 
 VARIANTS = variants()
+
+
+# Modules whose module-scoped fixtures do costly work for all their tests (train the table corpus, run the
+# catalog's AWS suite, build a fleet of repositories, bake for the CI checks, group the stacks, prepare
+# repositories behind a release): under pytest-xdist each runs whole on one worker, so none is built twice.
+# The other modules' tests go to whichever worker is free.
+WHOLE_MODULES = (
+    "test_table_corpus",
+    "test_catalog",
+    "test_fleet",
+    "test_ci_definitions",
+    "test_infra",
+    "test_lifecycle",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in WHOLE_MODULES:
+            item.add_marker(pytest.mark.xdist_group(module))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -61,50 +83,72 @@ def cache_root() -> Path:
     return Path(base) / "sagemaker-mlops-template"
 
 
+def worker_suffix() -> str:
+    """Empty without pytest-xdist, else "-gw0", "-gw1", ...: each worker installs the generated projects it
+    tests into environments of its own (`make setup` installs the project editable), so two never race."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"-{worker}" if worker else ""
+
+
+@contextmanager
+def cache_lock(name: str):
+    """One process at a time builds a given environment in the cache (xdist workers, parallel CI jobs)."""
+    from filelock import FileLock
+
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache_root() / f".{name}.lock")):
+        yield
+
+
 @pytest.fixture(scope="session")
 def e2e_venv() -> Path:
-    """One virtual environment shared by every generated project's suite, kept between runs.
+    """One environment shared by every generated project's suite (one per xdist worker), kept between runs.
 
     Override with SMT_E2E_VENV; by default it lives in the user's cache dir so CI re-runs reuse it.
     The generated Makefile's ``make setup VENV=...`` is a no-op once the pins are installed.
     """
     override = os.environ.get("SMT_E2E_VENV")
-    venv = Path(override) if override else cache_root() / "e2e-venv-py3.11"
+    venv = (
+        Path(override + worker_suffix()) if override else cache_root() / f"e2e-venv-py3.11{worker_suffix()}"
+    )
     venv.parent.mkdir(parents=True, exist_ok=True)
     return venv.resolve()
 
 
-def _tool_venv(name: str, override_env: str, requirements: Path) -> Path:
+def _tool_venv(name: str, override_env: str, requirements: Path, per_worker: bool = True) -> Path:
     """A virtual environment in the cache dir holding one requirements file, created (or refreshed) on demand.
 
     The stamp is the requirements file's hash, so a changed pin reinstalls and an unchanged one is a no-op.
+    Environments the generated Makefile installs a project into are per xdist worker (``per_worker``).
     """
     import hashlib
     import subprocess
     import sys
 
     override = os.environ.get(override_env)
-    venv = Path(override) if override else cache_root() / name
+    suffix = worker_suffix() if per_worker else ""
+    venv = Path(override + suffix) if override else cache_root() / f"{name}{suffix}"
     stamp = venv / f".installed-{hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]}"
-    if not stamp.exists():
-        if not (venv / "bin" / "python").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [
-                str(venv / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "-r",
-                str(requirements),
-            ],
-            check=True,
-        )
-        for old in venv.glob(".installed-*"):
-            old.unlink()
-        stamp.touch()
+    with cache_lock(venv.name):
+        if not stamp.exists():
+            if not (venv / "bin" / "python").exists():
+                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [
+                    str(venv / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(requirements),
+                ],
+                check=True,
+            )
+            for old in venv.glob(".installed-*"):
+                old.unlink()
+            stamp.touch()
     return venv.resolve()
 
 
@@ -121,7 +165,10 @@ def aws_venv() -> Path:
 def checkov_bin() -> Path:
     """checkov from its own environment (it pins an older boto3). Override the venv with SMT_CHECKOV_VENV."""
     venv = _tool_venv(
-        "checkov-venv", "SMT_CHECKOV_VENV", ROOT / TEMPLATE_DIR_NAME / "requirements-checkov.txt"
+        "checkov-venv",
+        "SMT_CHECKOV_VENV",
+        ROOT / TEMPLATE_DIR_NAME / "requirements-checkov.txt",
+        per_worker=False,
     )
     return venv / "bin" / "checkov"
 

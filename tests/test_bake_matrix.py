@@ -12,7 +12,15 @@ import tomllib
 import pytest
 import yaml
 
-from tests.baking import ANSWERS_FILE, iter_text_files, list_files, variant_id
+from tests.baking import (
+    ANSWERS_FILE,
+    INTERACTING,
+    axes,
+    iter_text_files,
+    list_files,
+    uncovered_pairs,
+    variant_id,
+)
 from tests.conftest import VARIANTS
 from tests.golden import golden_path, listing_diff, read_listing
 
@@ -33,6 +41,17 @@ TEMPLATE_LEFTOVER = re.compile(
     + r")\b"
 )
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
+
+
+def test_the_matrix_holds_every_interacting_combination_and_every_pair_of_answers():
+    all_axes = axes()
+    assert uncovered_pairs(VARIANTS, all_axes) == set()
+    combinations = {tuple(answers[name] for name in INTERACTING) for answers in VARIANTS}
+    expected = 1
+    for name in INTERACTING:
+        expected *= len(all_axes[name])
+    assert len(combinations) == expected
+    assert len(set(IDS)) == len(IDS)
 
 
 @pytest.mark.parametrize("name", IDS)

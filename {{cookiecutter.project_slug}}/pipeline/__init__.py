@@ -3,4 +3,4 @@ as a SageMaker Pipeline (sagemaker_pipeline). Training code runs in its own proc
 SageMaker jobs, and is never imported. The CI/CD stage files are in pipeline/buildspec; their runner is cicd.
 """
 
-MAY_IMPORT: tuple[str, ...] = ("model.common",)
+MAY_IMPORT: tuple[str, ...] = ("model.common", "infra")

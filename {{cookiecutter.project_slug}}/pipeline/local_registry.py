@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from infra import contract
 from model.common import paths
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -175,12 +176,8 @@ def _user() -> str:
 
 
 def default_group() -> str:
-    """The model package group named after the project folder's pyproject name (hyphenated, like AWS names)."""
-    pyproject = paths.REPO_ROOT / "pyproject.toml"
-    import tomllib
-
-    name = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["name"]
-    return name.replace("_", "-")
+    """The model package group named after the project (its resource name, as on AWS)."""
+    return contract.project_settings()[0]
 
 
 def _table(packages: list[dict]) -> str:

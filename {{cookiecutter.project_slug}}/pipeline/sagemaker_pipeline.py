@@ -26,14 +26,14 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.common import paths
+from infra import contract
+from model.common import image_formats, paths
 
 ROOT = paths.REPO_ROOT
 CONFIG_DIR = ROOT / "infra" / "config"
@@ -95,25 +95,18 @@ SUBNET_ID = re.compile(r"^subnet-[0-9a-f]+$")
 SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]+$")
 MAX_SUBNETS, MAX_SECURITY_GROUPS = 16, 5  # SageMaker's VpcConfig limits
 
-# SSM parameters written by the toolchain stack (infra/lib/toolchain.yaml), keyed by the setting they fill.
-SSM_PARAMETERS = {
-    "bucket": "artifact-bucket",
-    "kms_key_arn": "kms-key-arn",
-    "model_package_group": "model-package-group",
-    "role_arn": "sagemaker-execution-role-arn",
-    "train_image_uri": "train-image-uri",
-    "inference_image_uri": "inference-image-uri",
-    "pipeline_name": "sagemaker-pipeline-name",
-}
-SSM_FLAGS = {
-    "bucket": "--bucket",
-    "kms_key_arn": "--kms-key-arn",
-    "model_package_group": "--model-package-group",
-    "role_arn": "--role-arn",
-    "train_image_uri": "--train-image-uri",
-    "inference_image_uri": "--inference-image-uri",
-    "pipeline_name": "--pipeline-name",
-}
+# The SSM parameters (infra.contract) the pipeline reads, by setting: name under /<project>/ and the flag.
+SSM_SETTINGS = (
+    "artifact_bucket",
+    "kms_key_arn",
+    "model_package_group",
+    "execution_role_arn",
+    "train_image_uri",
+    "inference_image_uri",
+    "pipeline_name",
+)
+SSM_PARAMETERS = {key: contract.SSM_PARAMETERS[key][0] for key in SSM_SETTINGS}
+SSM_FLAGS = {key: contract.SSM_PARAMETERS[key][1] for key in SSM_SETTINGS}
 PLACEHOLDER_ACCOUNT = "000000000000"
 UNVERSIONED = "unversioned"  # InputDataVersion of a definition nobody started: start() always passes a digest
 
@@ -156,8 +149,8 @@ class Settings:
     training: Training
     hyperparameters: dict[str, str]
     baseline: dict
-    bucket: str
-    role_arn: str
+    artifact_bucket: str
+    execution_role_arn: str
     train_image_uri: str
     inference_image_uri: str
     model_package_group: str
@@ -171,8 +164,7 @@ class Settings:
 
 def project_settings(root: Path = ROOT) -> tuple[str, str]:
     """(AWS resource name, region) from pyproject.toml: [project].name with `_` -> `-`, [tool.sagemaker-mlops]."""
-    data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    return data["project"]["name"].replace("_", "-"), data["tool"]["sagemaker-mlops"]["aws_region"]
+    return contract.project_settings(root / "pyproject.toml")
 
 
 def _config_error(path: Path, key: str, value, fix: str) -> UsageError:
@@ -314,7 +306,7 @@ def load_hyperparameters(path: Path = ROOT / "model" / "config" / "hyperparamete
 
 def inference_image_format(hyperparameters: Mapping[str, str]) -> str:
     """The inference image the build stage builds for model_format: skops -> skops, auto/onnx -> onnx."""
-    return "skops" if hyperparameters.get("model_format") == "skops" else "onnx"
+    return image_formats.image_format(hyperparameters.get("model_format", "auto"))
 
 
 def data_version(s3, input_data_url: str) -> str:
@@ -358,8 +350,8 @@ def placeholder_values(project: str, region: str) -> dict[str, str]:
     """Marked stand-ins for `definition` without flags or SSM: valid in shape, obviously not real."""
     registry = f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
     return {
-        "bucket": f"placeholder-{project}-artifacts",
-        "role_arn": f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:role/PLACEHOLDER-{project}-sagemaker-execution",
+        "artifact_bucket": f"placeholder-{project}-artifacts",
+        "execution_role_arn": f"arn:aws:iam::{PLACEHOLDER_ACCOUNT}:role/PLACEHOLDER-{project}-sagemaker-execution",
         "train_image_uri": f"{registry}/placeholder-{project}-train",
         "inference_image_uri": f"{registry}/placeholder-{project}-inference",
         "model_package_group": project,
@@ -407,7 +399,7 @@ def resolve_settings(args: argparse.Namespace, ssm_client_factory: Callable[[str
             if key not in values:
                 values[key] = value
                 placeholders.append(key)
-    bucket = values["bucket"]
+    bucket = values["artifact_bucket"]
     for key in ("train_image_uri", "inference_image_uri"):
         if ":" in values[key].rsplit("/", 1)[-1]:
             raise UsageError(
@@ -421,8 +413,8 @@ def resolve_settings(args: argparse.Namespace, ssm_client_factory: Callable[[str
         training=training,
         hyperparameters=load_hyperparameters(),
         baseline=json.loads((ROOT / "model" / "config" / "baseline.json").read_text(encoding="utf-8")),
-        bucket=bucket,
-        role_arn=values["role_arn"],
+        artifact_bucket=bucket,
+        execution_role_arn=values["execution_role_arn"],
         train_image_uri=values["train_image_uri"],
         inference_image_uri=values["inference_image_uri"],
         model_package_group=values["model_package_group"],
@@ -531,12 +523,12 @@ def build_pipeline(settings: Settings, boto_session=None):
     _validate_sdk_config_once()
     session = PipelineSession(
         boto_session=boto_session or boto3.Session(region_name=settings.region),
-        default_bucket=settings.bucket,
+        default_bucket=settings.artifact_bucket,
         # Explicit SDK settings: no telemetry calls, no defaults picked up from a user's config files.
         sagemaker_config=SDK_CONFIG,
     )
     # The SDK checks (and would create) its default bucket with S3 calls; the toolchain stack owns the bucket.
-    session._default_bucket = settings.bucket
+    session._default_bucket = settings.artifact_bucket
 
     t = settings.training
     image_tag = ParameterString("ImageTag", default_value=settings.image_tag)
@@ -572,7 +564,7 @@ def build_pipeline(settings: Settings, boto_session=None):
     train_image = Join(on=":", values=[settings.train_image_uri, image_tag])
     inference_image = Join(on=":", values=[settings.inference_image_uri, image_tag])
     cache = CacheConfig(enable_caching=True, expire_after=CACHE_EXPIRE_AFTER)
-    prefix = f"s3://{settings.bucket}/{settings.project}/pipeline"
+    prefix = f"s3://{settings.artifact_bucket}/{settings.project}/pipeline"
     # infra/config/<env>.json "network": every job in the VPC when subnets are set, isolated when asked; else neither.
     net = settings.network
     vpc = {"subnets": list(net.subnet_ids), "security_group_ids": list(net.security_group_ids)} if net.in_vpc else {}
@@ -598,7 +590,7 @@ def build_pipeline(settings: Settings, boto_session=None):
 
     def processor(module: str, job: str) -> Processor:
         return Processor(
-            role=settings.role_arn,
+            role=settings.execution_role_arn,
             image_uri=train_image,
             instance_count=1,
             instance_type=processing_type,
@@ -632,7 +624,7 @@ def build_pipeline(settings: Settings, boto_session=None):
         )
     trainer = ModelTrainer(
         training_image=train_image,
-        role=settings.role_arn,
+        role=settings.execution_role_arn,
         base_job_name=f"{settings.project}-train",
         compute=Compute(
             instance_type=training_type,
@@ -687,7 +679,7 @@ def build_pipeline(settings: Settings, boto_session=None):
     builder = ModelBuilder(
         image_uri=inference_image,
         s3_model_data_url=model_uri,
-        role_arn=settings.role_arn,
+        role_arn=settings.execution_role_arn,
         sagemaker_session=session,
         log_level=logging.ERROR,
     )
@@ -782,7 +774,7 @@ def upsert(client, settings: Settings, definition: dict, out: Callable[[str], No
             PipelineName=settings.pipeline_name,
             PipelineDefinition=body,
             PipelineDescription=description,
-            RoleArn=settings.role_arn,
+            RoleArn=settings.execution_role_arn,
         )["PipelineArn"]
         out(f"updated pipeline {settings.pipeline_name} ({arn})")
     else:
@@ -790,7 +782,7 @@ def upsert(client, settings: Settings, definition: dict, out: Callable[[str], No
             PipelineName=settings.pipeline_name,
             PipelineDefinition=body,
             PipelineDescription=description,
-            RoleArn=settings.role_arn,
+            RoleArn=settings.execution_role_arn,
             ClientRequestToken=str(uuid.uuid4()),
             Tags=[{"Key": "project", "Value": settings.project}],
         )["PipelineArn"]
@@ -946,7 +938,7 @@ def run(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None
     if args.dry_run:
         action = "upsert" + (" and start" if args.start or args.wait else "")
         print(f"dry run: would {action} pipeline {settings.pipeline_name} in {settings.region} ({steps})")
-        print(f"  role {settings.role_arn}; image tag {settings.image_tag}; input {settings.input_data_url}")
+        print(f"  role {settings.execution_role_arn}; image tag {settings.image_tag}; input {settings.input_data_url}")
         return 0
     client = sagemaker_client or _client_factory("sagemaker")(settings.region)
     version = ""

@@ -2,4 +2,4 @@
 endpoint; endpoint checks after a deploy (endpoint_checks). Runs in the AWS environment (no model libraries).
 """
 
-MAY_IMPORT: tuple[str, ...] = ("model.common",)
+MAY_IMPORT: tuple[str, ...] = ("model.common", "infra")

@@ -12,17 +12,22 @@ from dataclasses import dataclass
 import boto3
 from botocore.config import Config
 
+from infra import contract
 from release.config import Project
 from release.errors import ReleaseError
 
 # setting -> (SSM parameter name under /PROJECT/, the flag that overrides it)
+# The SSM parameters (infra.contract) the release scripts read: setting -> (name under /<project>/, flag).
 SETTINGS = {
-    "artifact_bucket": ("artifact-bucket", "--artifact-bucket"),
-    "kms_key_arn": ("kms-key-arn", "--kms-key-arn"),
-    "model_package_group": ("model-package-group", "--model-package-group"),
-    "execution_role_arn": ("sagemaker-execution-role-arn", "--execution-role-arn"),
-    "inference_image_uri": ("inference-image-uri", "--inference-image-uri"),
-    "monitoring_image_uri": ("monitoring-image-uri", "--monitoring-image-uri"),  # only with monitoring
+    key: contract.SSM_PARAMETERS[key]
+    for key in (
+        "artifact_bucket",
+        "kms_key_arn",
+        "model_package_group",
+        "execution_role_arn",
+        "inference_image_uri",
+        "monitoring_image_uri",  # only with monitoring
+    )
 }
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra import contract
 from model.common import paths
 from release.errors import ReleaseError
 
@@ -56,13 +57,11 @@ class Project:
 def load_project(root: Path = ROOT) -> Project:
     path = root / "pyproject.toml"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        name, region = contract.project_settings(path)
     except FileNotFoundError:
         raise ReleaseError(f"{path} is missing", "run the release scripts from the project's repository") from None
     except tomllib.TOMLDecodeError as exc:
         raise ReleaseError(f"{path} is not valid TOML: {exc}", "fix the file") from None
-    name = str(data.get("project", {}).get("name", "")).replace("_", "-")
-    region = str(data.get("tool", {}).get("sagemaker-mlops", {}).get("aws_region", ""))
     if not name:
         raise ReleaseError(f"{path}: [project] name is missing", "set the project name in pyproject.toml")
     return Project(name=name, region=region)

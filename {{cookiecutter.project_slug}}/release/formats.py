@@ -18,10 +18,11 @@ import tarfile
 
 from botocore.exceptions import ClientError
 
+from model.common import image_formats
+from model.common.image_formats import SERVES
 from release.config import ROOT
 from release.errors import ReleaseError
 
-SERVES = {"onnx": ("onnx",), "skops": ("onnx", "skops")}  # image format -> artifact formats it loads
 ARTIFACT_KEY = "model_format"  # CustomerMetadataProperties: the format of the artifact in model.tar.gz
 IMAGE_KEY = "image_model_format"  # CustomerMetadataProperties: the format the inference image was built for
 IMAGE_LABEL = "com.sagemaker-mlops.model-format"  # the image label the build stage sets
@@ -34,11 +35,6 @@ FIX = (
     "set model_format=skops in model/config/hyperparameters.json so the build stage builds the inference image "
     "with scikit-learn, or choose an estimator that exports to ONNX; then build, train and register again"
 )
-
-
-def image_format_for(model_format: str) -> str:
-    """The inference image a hyperparameters.json model_format needs (the build stage's rule)."""
-    return "skops" if model_format == "skops" else "onnx"
 
 
 def configured_image_format() -> str:
@@ -54,7 +50,7 @@ def configured_image_format() -> str:
             f"model/config/hyperparameters.json: model_format = {value!r} is not allowed",
             "use auto, onnx or skops",
         )
-    return image_format_for(value)
+    return image_formats.image_format(value)
 
 
 def format_tag(tag: str, image_format: str) -> str:

@@ -10,29 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
+from infra import contract
 from release.errors import ReleaseError
 
 MAX_TEMPLATE_BODY = 51_200  # CloudFormation's limit for TemplateBody; larger templates go through S3
-
-
-class _CloudFormationLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (!Ref, !Sub, ...), kept as {"Fn::X": value}."""
-
-
-def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node):
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _short_tag)
 
 
 def load_template(path: Path) -> tuple[str, dict]:
@@ -44,8 +25,8 @@ def load_template(path: Path) -> tuple[str, dict]:
             f"the stack template {path} is missing", f"restore infra/lib/{path.name} from the repository"
         ) from None
     try:
-        document = yaml.load(body, Loader=_CloudFormationLoader)
-    except yaml.YAMLError as exc:
+        document = contract.read_template(body)
+    except Exception as exc:  # cfn-lint's decoder raises its own errors for YAML and JSON alike
         raise ReleaseError(f"{path} is not valid YAML: {exc}", "fix the template (make lint-infra checks it)") from None
     if not isinstance(document, dict) or not isinstance(document.get("Parameters"), dict):
         raise ReleaseError(f"{path} declares no Parameters", f"restore infra/lib/{path.name} from the repository")

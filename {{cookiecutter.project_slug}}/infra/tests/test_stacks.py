@@ -10,12 +10,12 @@ from __future__ import annotations
 import copy
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra import contract
 from infra.tests import iam_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ LIB = ROOT / "infra" / "lib"
 BUILDSPECS = ROOT / "pipeline" / "buildspec"
 ALARMS_FILE = ROOT / "monitoring" / "alarms" / "alarms.json"
 DRIFT_JOB = ROOT / "monitoring" / "drift_job.py"
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"].replace("_", "-")
+PROJECT = contract.project_settings()[0]
 MONITORING = (ROOT / "monitoring").is_dir()
 STACKS = ["toolchain", "endpoint"] + (["monitoring"] if MONITORING else [])
 ACCOUNT = "123456789012"
@@ -145,9 +145,7 @@ UNSCOPED_ACTIONS = {
 
 # ------------------------------------------------------------------------------------------- helpers
 def load(stack: str) -> dict[str, Any]:
-    from cfnlint.decode import cfn_yaml
-
-    return cfn_yaml.load(str(LIB / f"{stack}.yaml"))
+    return contract.read_template((LIB / f"{stack}.yaml").read_text(encoding="utf-8"))
 
 
 EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from model.common.data_contract import Schema
+from model.common.image_formats import SERVES, image_format
 
 METADATA_FILE = "metadata.json"
 SCHEMA_FILE = "schema.json"
@@ -32,17 +33,11 @@ MODEL_FILES = {"onnx": "model.onnx", "skops": "model.skops"}
 # What each inference image serves. The image is built for one format (Dockerfile ARG MODEL_FORMAT); the build
 # stage and `make setup-inference` choose it from the `model_format` hyperparameter: "skops" builds the image with
 # scikit-learn (model/inference/requirements-skops.txt), anything else the ONNX-only image.
-IMAGE_SERVES = {"onnx": ("onnx",), "skops": ("onnx", "skops")}
 FORMAT_VERSION = 1
 
 
 class ArtifactError(RuntimeError):
     """The artifact is missing, incomplete or has been modified since training."""
-
-
-def image_format(model_format_hyperparameter: str) -> str:
-    """The inference image a repository builds, from its `model_format` hyperparameter."""
-    return "skops" if str(model_format_hyperparameter).strip().strip('"') == "skops" else "onnx"
 
 
 def servable(metadata: dict) -> tuple[bool, str]:
@@ -54,7 +49,7 @@ def servable(metadata: dict) -> tuple[bool, str]:
     """
     artifact = metadata.get("model_format")
     image = image_format(metadata.get("hyperparameters", {}).get("model_format", "auto"))
-    if artifact in IMAGE_SERVES[image]:
+    if artifact in SERVES[image]:
         return True, f"{artifact} artifact, {image} inference image"
     reason = metadata.get("fallback_reason", "")
     return False, (

@@ -451,7 +451,7 @@ def print_table(figures: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, help="artifact to serve (default: make serve's export, or train)")
+    parser.add_argument("--model-dir", type=Path, help="artifact to serve (default: build/serving/model, the export)")
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "sample.csv", help="rows to send")
     parser.add_argument("--workers", type=int, help="server workers (default: serve.py's, one per core)")
     parser.add_argument("--connections", type=int, default=8)

@@ -32,7 +32,7 @@ SSM_VALUES = {
     "sagemaker-pipeline-name": f"{PROJECT}-pipeline",
 }
 ALL_FLAGS = [
-    *("--bucket", "artifacts-bucket", "--role-arn", ROLE, "--model-package-group", "group"),
+    *("--artifact-bucket", "artifacts-bucket", "--execution-role-arn", ROLE, "--model-package-group", "group"),
     *("--train-image-uri", TRAIN_REPO, "--inference-image-uri", INFERENCE_REPO, "--pipeline-name", "flagged"),
     *("--kms-key-arn", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
 ]
@@ -245,7 +245,7 @@ def test_definition_marks_its_placeholders(no_network, tmp_path, capsys):
     assert sp.main(["definition", "--env", "dev", "--region", REGION, "--output", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert "PLACEHOLDER" in text and "placeholder-" in text
-    assert "placeholders for bucket, role_arn" in capsys.readouterr().err
+    assert "placeholders for artifact_bucket, execution_role_arn" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -1,0 +1,56 @@
+"""The names the stacks and the code agree on, written once for Python (the templates use the same rule in Jinja,
+`cookiecutter.__resource_name`): the resource name, the SSM parameters the toolchain stack publishes, and how a
+CloudFormation template is read. infra/tests/test_contract.py checks them against infra/lib.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from model.common import paths
+
+LIB = paths.REPO_ROOT / "infra" / "lib"
+PYPROJECT = paths.REPO_ROOT / "pyproject.toml"
+
+# The settings the toolchain stack (infra/lib/toolchain.yaml) writes to SSM Parameter Store under /<resource
+# name>/, by the name the code uses for each: (parameter name, the command-line flag that overrides it).
+SSM_PARAMETERS = {
+    "artifact_bucket": ("artifact-bucket", "--artifact-bucket"),
+    "kms_key_arn": ("kms-key-arn", "--kms-key-arn"),
+    "model_package_group": ("model-package-group", "--model-package-group"),
+    "execution_role_arn": ("sagemaker-execution-role-arn", "--execution-role-arn"),
+    "train_image_uri": ("train-image-uri", "--train-image-uri"),
+    "inference_image_uri": ("inference-image-uri", "--inference-image-uri"),
+    "monitoring_image_uri": ("monitoring-image-uri", "--monitoring-image-uri"),  # only with monitoring
+    "pipeline_name": ("sagemaker-pipeline-name", "--pipeline-name"),
+}
+
+
+def resource_name(project_name: str) -> str:
+    """What AWS resources are named after: the project name with `_` -> `-` (S3, ECR, stacks allow no `_`)."""
+    return project_name.replace("_", "-")
+
+
+def read_pyproject(path: Path = PYPROJECT) -> dict:
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def project_settings(path: Path = PYPROJECT) -> tuple[str, str]:
+    """(resource name, AWS region) from pyproject.toml: [project] name and [tool.sagemaker-mlops] aws_region."""
+    data = read_pyproject(path)
+    name = str(data.get("project", {}).get("name", ""))
+    region = str(data.get("tool", {}).get("sagemaker-mlops", {}).get("aws_region", ""))
+    return resource_name(name), region
+
+
+def ssm_name(project: str, setting: str) -> str:
+    return f"/{project}/{SSM_PARAMETERS[setting][0]}"
+
+
+def read_template(text: str) -> dict:
+    """A CloudFormation template, read as cfn-lint reads it (`make lint-infra`): short forms become long forms
+    (`!Ref X` -> {"Ref": "X"}, `!GetAtt A.B` -> {"Fn::GetAtt": ["A", "B"]}, `!Sub s` -> {"Fn::Sub": "s"})."""
+    from cfnlint.decode import cfn_yaml
+
+    return cfn_yaml.loads(text)

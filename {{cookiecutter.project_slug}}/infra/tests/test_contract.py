@@ -1,0 +1,43 @@
+"""The names in infra.contract are the ones the stacks use: one test, against infra/lib."""
+
+from __future__ import annotations
+
+from infra import contract
+from pipeline import sagemaker_pipeline
+from release import aws
+
+MONITORING_ONLY = {"monitoring_image_uri"}
+
+
+def ssm_parameter_names(template: dict) -> set[str]:
+    """The Name of every AWS::SSM::Parameter, with the project prefix left as the template writes it."""
+    names = set()
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::SSM::Parameter":
+            names.add(str(resource["Properties"]["Name"]).rsplit("/", 1)[-1])
+    return names
+
+
+def test_every_ssm_parameter_the_code_reads_is_one_the_toolchain_writes():
+    template = contract.read_template((contract.LIB / "toolchain.yaml").read_text(encoding="utf-8"))
+    written = ssm_parameter_names(template)
+    read = {name for key, (name, _) in contract.SSM_PARAMETERS.items() if key not in MONITORING_ONLY}
+    assert read <= written, f"the code reads SSM parameters the toolchain stack does not write: {read - written}"
+    assert set(sagemaker_pipeline.SSM_PARAMETERS) <= set(contract.SSM_PARAMETERS)
+    assert set(aws.SETTINGS) <= set(contract.SSM_PARAMETERS)
+
+
+def test_the_resource_name_is_the_one_the_stacks_are_named_after():
+    project, _ = contract.project_settings()
+    assert "_" not in project
+    toolchain = (contract.LIB / "toolchain.yaml").read_text(encoding="utf-8")
+    assert f"/{project}/{contract.SSM_PARAMETERS['artifact_bucket'][0]}" in toolchain
+
+
+def test_the_reader_keeps_short_forms_as_their_long_forms():
+    document = contract.read_template(
+        "Resources:\n  A:\n    Type: X\n    Properties:\n      B: !GetAtt C.Arn\n      D: !Ref E\n"
+    )
+    properties = document["Resources"]["A"]["Properties"]
+    assert properties["B"] == {"Fn::GetAtt": ["C", "Arn"]}
+    assert properties["D"] == {"Ref": "E"}
