@@ -14,7 +14,7 @@ REPOS_FILE ?=
 TO ?=
 TEST_CMD ?=
 
-.PHONY: help setup test lint generate copier-yml golden fleet-update clean
+.PHONY: help setup test test-quick lint generate copier-yml golden fleet-update clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ $(STAMP): requirements-dev.txt
 
 test: setup ## run every test: bake matrix, parity, bad answers, updates, generated projects' suites
 	"$(BIN)/python" -m pytest
+
+test-quick: setup ## the inner loop (about a minute): questions, bad answers, every variant baked by both tools, updates
+	"$(BIN)/python" -m pytest tests/test_questions.py tests/test_bad_answers.py tests/test_bake_matrix.py tests/test_update.py
 
 lint: setup ## ruff on the template's own code (hooks, scripts, tests, fleet, catalog); copier.yml must match cookiecutter.json
 	"$(BIN)/ruff" check hooks scripts tests fleet catalog

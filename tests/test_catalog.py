@@ -24,6 +24,9 @@ VERSION = "v0.0.0"
 ANSWERS = {"ci_provider": "github-actions", "problem_type": "regression"}
 
 
+PLAIN = ("-o", "addopts=-ra --strict-markers")
+
+
 def tree(root: Path) -> dict[str, tuple[bytes, bool]]:
     """Every file below root (outside .git): contents and whether it is executable."""
     files = {}
@@ -206,7 +209,17 @@ def aws_suite(
         "CATALOG_COOKIECUTTER": str(Path(sys.executable).parent / "cookiecutter"),
     }
     result = subprocess.run(
-        [str(aws_venv / "bin" / "python"), "-m", "pytest", "catalog/tests", "-q", "-p", "no:cacheprovider"],
+        # The template's addopts ask for pytest-xdist, which the AWS environment lacks: plain options (PLAIN).
+        [
+            str(aws_venv / "bin" / "python"),
+            "-m",
+            "pytest",
+            "catalog/tests",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *PLAIN,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

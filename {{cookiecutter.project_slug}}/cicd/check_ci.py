@@ -134,14 +134,22 @@ def path_findings(root: Path, text: str, relpath: str, line: int, key: str) -> l
     return findings
 
 
-def check_buildspec(root: Path, path: Path, targets: set[str]) -> list[Finding]:
+def read_yaml(root: Path, path: Path) -> tuple[str, dict, object] | Finding:
+    """(relative path, line of each key, the document), or the Finding that the file is not valid YAML."""
     relpath = path.relative_to(root).as_posix()
     text = path.read_text(encoding="utf-8")
     try:
-        lines = node_lines(text)
+        return relpath, node_lines(text), yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        return [Finding(relpath, mark.line + 1 if mark else 1, "yaml", f"not valid YAML: {error}")]
+        return Finding(relpath, mark.line + 1 if mark else 1, "yaml", f"not valid YAML: {error}")
+
+
+def check_buildspec(root: Path, path: Path, targets: set[str]) -> list[Finding]:
+    read = read_yaml(root, path)
+    if isinstance(read, Finding):
+        return [read]
+    relpath, lines, _ = read
     try:
         buildspec = parse_buildspec(path)
     except BuildspecError as error:
@@ -212,14 +220,10 @@ def schema_findings(root: Path, workflows: list[Path]) -> list[Finding]:
 
 
 def check_workflow(root: Path, path: Path, stages: set[str]) -> list[Finding]:
-    relpath = path.relative_to(root).as_posix()
-    text = path.read_text(encoding="utf-8")
-    try:
-        lines = node_lines(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        return [Finding(relpath, mark.line + 1 if mark else 1, "yaml", f"not valid YAML: {error}")]
+    read = read_yaml(root, path)
+    if isinstance(read, Finding):
+        return [read]
+    relpath, lines, data = read
     findings = []
     jobs = data.get("jobs") if isinstance(data, dict) else None
     for job_name, job in (jobs or {}).items():

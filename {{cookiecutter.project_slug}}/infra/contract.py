@@ -27,6 +27,78 @@ SSM_PARAMETERS = {
 }
 
 
+# The parameters the code passes to each stack (release.config, the SageMaker Projects catalog for the toolchain);
+# every other parameter of a template needs a default. infra/tests/test_stacks.py and release/tests check both
+# sides against infra/lib.
+STACK_PARAMETERS: dict[str, tuple[str, ...]] = {
+    # infra/lib/toolchain.yaml: what SageMaker Projects and the catalog give
+    "toolchain": (
+        "SageMakerProjectName",
+        "SageMakerProjectId",
+        "CiProvider",
+        "SourceProvider",
+        "ConnectionArn",
+        "FullRepositoryId",
+        "BranchName",
+        "CodeCommitRepositoryName",
+        "GitHubOidcProviderArn",
+        "StagingAccountId",
+        "ProdAccountId",
+    ),
+    # infra/lib/endpoint.yaml: release/config.py's endpoint_stack_parameters
+    "endpoint": (
+        "ProjectName",
+        "Environment",
+        "ModelPackageArn",
+        "ShadowModelPackageArn",
+        "EndpointName",
+        "ExecutionRoleArn",
+        "InstanceType",
+        "InstanceCount",
+        "ShadowInstanceType",
+        "ShadowInstanceCount",
+        "DeploymentStrategy",
+        "CanarySizePercent",
+        "LinearStepPercent",
+        "WaitIntervalSeconds",
+        "TerminationWaitSeconds",
+        "MaximumExecutionTimeoutSeconds",
+        "DataCaptureEnabled",
+        "DataCaptureSamplingPercentage",
+        "DataCaptureS3Uri",
+        "KmsKeyArn",
+        "AutoScalingMinCapacity",
+        "AutoScalingMaxCapacity",
+        "TargetInvocationsPerInstance",
+        "Invocation5xxThreshold",
+        "ModelLatencyP99Microseconds",
+        "AlarmEvaluationPeriods",
+        "SubnetIds",
+        "SecurityGroupIds",
+        "EnableNetworkIsolation",
+    ),
+    # infra/lib/monitoring.yaml: release/config.py's monitoring parameters
+    "monitoring": (
+        "ProjectName",
+        "Environment",
+        "EndpointName",
+        "ExecutionRoleArn",
+        "MonitoringImageUri",
+        "CaptureS3Uri",
+        "ReportsS3Uri",
+        "BaselineS3Uri",
+        "ScheduleExpression",
+        "CaptureWindowHours",
+        "InstanceType",
+        "InstanceCount",
+        "AlarmEmail",
+        "KmsKeyArn",
+        "SubnetIds",
+        "SecurityGroupIds",
+    ),
+}
+
+
 def resource_name(project_name: str) -> str:
     """What AWS resources are named after: the project name with `_` -> `-` (S3, ECR, stacks allow no `_`)."""
     return project_name.replace("_", "-")

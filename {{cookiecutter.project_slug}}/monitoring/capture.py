@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from pyarrow import csv as pacsv
 
 from model.common.data_contract import Schema
+from model.common.streams import StreamingBodyReader
 from model.inference import predictor
 
 CHUNK_ROWS = 65_536  # rows buffered before a chunk is profiled: bounds memory whatever the input size
@@ -151,7 +152,7 @@ class Source:
         if self.uri.startswith("s3://"):
             bucket, key = _split_s3(self.uri)
             body = _s3_client().get_object(Bucket=bucket, Key=key)["Body"]
-            stream = io.BufferedReader(_StreamingBody(body), buffer_size=1 << 20)
+            stream = io.BufferedReader(StreamingBodyReader(body), buffer_size=1 << 20)
         else:
             stream = open(self.uri, "rb")  # noqa: SIM115 - the caller closes it
         if self.uri.endswith(".gz"):
@@ -159,21 +160,6 @@ class Source:
 
             return gzip.GzipFile(fileobj=stream)
         return stream
-
-
-class _StreamingBody(io.RawIOBase):
-    """botocore's StreamingBody as a readable raw stream, so S3 objects stream like local files."""
-
-    def __init__(self, body):
-        self.body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self.body.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

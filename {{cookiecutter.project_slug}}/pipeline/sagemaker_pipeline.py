@@ -588,6 +588,10 @@ def build_pipeline(settings: Settings, boto_session=None):
             s3_output=ProcessingS3Output(s3_uri=output_uri(step, name), local_path=local, s3_upload_mode="EndOfJob"),
         )
 
+    # Every job records the commit of its image and the digest of its input data (the model's lineage).
+    lineage = {"GIT_COMMIT": image_tag, "INPUT_DATA_VERSION": data_version}
+
+    # Processor (below) and ModelTrainer take the same settings under the SDK's own keyword names for each job type.
     def processor(module: str, job: str) -> Processor:
         return Processor(
             role=settings.execution_role_arn,
@@ -599,7 +603,7 @@ def build_pipeline(settings: Settings, boto_session=None):
             base_job_name=f"{settings.project}-{job}",
             volume_kms_key=settings.kms_key_arn,
             output_kms_key=settings.kms_key_arn,
-            env={"GIT_COMMIT": image_tag, "INPUT_DATA_VERSION": data_version},
+            env=lineage,
             network_config=network_config,
             sagemaker_session=session,
         )
@@ -635,7 +639,7 @@ def build_pipeline(settings: Settings, boto_session=None):
         stopping_condition=stopping,
         output_data_config=OutputDataConfig(s3_output_path=f"{prefix}/training", kms_key_id=settings.kms_key_arn),
         hyperparameters=settings.hyperparameters,
-        environment={"GIT_COMMIT": image_tag, "INPUT_DATA_VERSION": data_version},
+        environment=lineage,
         networking=networking,
         sagemaker_session=session,
     )
@@ -856,16 +860,10 @@ def wait(
 
 
 def _steps(client, execution_arn: str) -> list[dict]:
-    steps, token = [], None
-    while True:
-        kwargs = {"PipelineExecutionArn": execution_arn, "SortOrder": "Ascending"}
-        if token:
-            kwargs["NextToken"] = token
-        page = client.list_pipeline_execution_steps(**kwargs)
-        steps.extend(page.get("PipelineExecutionSteps", []))
-        token = page.get("NextToken")
-        if not token:
-            return steps
+    pages = client.get_paginator("list_pipeline_execution_steps").paginate(
+        PipelineExecutionArn=execution_arn, SortOrder="Ascending"
+    )
+    return [step for page in pages for step in page.get("PipelineExecutionSteps", [])]
 
 
 # ---------------------------------------------------------------------------------------------------- CLI

@@ -6,7 +6,6 @@ runs against AWS and against a local emulator.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import boto3
@@ -31,56 +30,35 @@ SETTINGS = {
 }
 
 
+# The clients the release code uses, by attribute name -> boto3 service name.
+SERVICES = {
+    "sagemaker": "sagemaker",
+    "cloudformation": "cloudformation",
+    "s3": "s3",
+    "ssm": "ssm",
+    "sts": "sts",
+    "autoscaling": "application-autoscaling",  # the endpoint variant's scalable target
+    "ecr": "ecr",
+    "iam": "iam",
+    "quotas": "service-quotas",
+    "connections": "codeconnections",  # the source connection of the codepipeline variant
+}
+
+
 class Clients:
-    """One client per service, created on first use, all in one region."""
+    """One client per service (Clients(region).sagemaker, .autoscaling, ...), created on first use, one region."""
 
     def __init__(self, region: str):
         self.region = region
         self._session = boto3.session.Session(region_name=region)
         self._config = Config(retries={"mode": "standard"}, user_agent_extra="release-scripts")
 
-    @functools.cached_property
-    def sagemaker(self):
-        return self._session.client("sagemaker", config=self._config)
-
-    @functools.cached_property
-    def cloudformation(self):
-        return self._session.client("cloudformation", config=self._config)
-
-    @functools.cached_property
-    def s3(self):
-        return self._session.client("s3", config=self._config)
-
-    @functools.cached_property
-    def ssm(self):
-        return self._session.client("ssm", config=self._config)
-
-    @functools.cached_property
-    def sts(self):
-        return self._session.client("sts", config=self._config)
-
-    @functools.cached_property
-    def autoscaling(self):
-        """Application Auto Scaling (the endpoint variant's scalable target)."""
-        return self._session.client("application-autoscaling", config=self._config)
-
-    @functools.cached_property
-    def ecr(self):
-        return self._session.client("ecr", config=self._config)
-
-    @functools.cached_property
-    def iam(self):
-        return self._session.client("iam", config=self._config)
-
-    @functools.cached_property
-    def quotas(self):
-        """Service Quotas."""
-        return self._session.client("service-quotas", config=self._config)
-
-    @functools.cached_property
-    def connections(self):
-        """CodeConnections (the source connection of the codepipeline variant)."""
-        return self._session.client("codeconnections", config=self._config)
+    def __getattr__(self, name: str):
+        if name not in SERVICES:
+            raise AttributeError(name)
+        client = self._session.client(SERVICES[name], config=self._config)
+        setattr(self, name, client)  # created once: later reads find the attribute
+        return client
 
 
 @dataclass

@@ -186,16 +186,8 @@ def deploy(
             _show_plan(ctx.out, stack_name, exists, deployed, parameters, _relative(ctx.template))
         return "DRY-RUN"
     with capacity.scaling_released(clients.autoscaling, ctx.out, fleet, restore, dry_run=False):
-        status = stack.deploy(
-            clients.cloudformation,
-            ctx.out,
-            stack_name=stack_name,
-            exists=exists,
-            body=body,
-            parameters=parameters,
-            tags={"project": ctx.project.name, "environment": env.name, **(extra_tags or {})},
-            description=f"{why}: {package.arn}",
-            timeout_seconds=ctx.timeout_seconds,
+        status = _deploy_stack(
+            ctx, clients, env, stack_name, exists, body, parameters, f"{why}: {package.arn}", extra_tags
         )
     if status != "UNCHANGED":
         endpoint = stack.read_endpoint(clients.sagemaker, env.endpoint_name)
@@ -235,6 +227,22 @@ def _shadow_package(clients: Clients, env: EnvironmentConfig, group: str, shadow
             "pass --shadow-package <arn|version> (the candidate to test on a copy of the traffic) or disable it",
         )
     return registry.resolve(clients.sagemaker, group, shadow_ref).arn
+
+
+def _deploy_stack(ctx, clients, env, stack_name, exists, body, parameters, description, extra_tags=None, **kwargs):
+    """Create or update one of the environment's stacks through a change set, tagged with project and environment."""
+    return stack.deploy(
+        clients.cloudformation,
+        ctx.out,
+        stack_name=stack_name,
+        exists=exists,
+        body=body,
+        parameters=parameters,
+        tags={"project": ctx.project.name, "environment": env.name, **(extra_tags or {})},
+        description=description,
+        timeout_seconds=ctx.timeout_seconds,
+        **kwargs,
+    )
 
 
 def _show_plan(out: Output, stack_name: str, exists: bool, before: dict, after: dict, template: str) -> None:
@@ -510,17 +518,9 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
         before = stack.parameters_of(current) if exists else {}
         _show_plan(ctx.out, stack_name, exists, before, parameters, _relative(ctx.monitoring_template))
         return "DRY-RUN"
-    status = stack.deploy(
-        clients.cloudformation,
-        ctx.out,
-        stack_name=stack_name,
-        exists=exists,
-        body=body,
-        parameters=parameters,
-        tags={"project": ctx.project.name, "environment": env.name},
-        description=f"monitor: {env.endpoint_name} with {image}",
-        timeout_seconds=ctx.timeout_seconds,
-        subject=stack.MONITORING,
+    description = f"monitor: {env.endpoint_name} with {image}"
+    status = _deploy_stack(
+        ctx, clients, env, stack_name, exists, body, parameters, description, subject=stack.MONITORING
     )
     if status == "UNCHANGED":
         if not baselines_changed:

@@ -261,42 +261,61 @@ def data_capture_uri(bucket: str, project: Project, environment: str) -> str:
     return f"s3://{bucket}/{project.name}/data-capture/{environment}"
 
 
+# Endpoint stack parameter <- its key in infra/config/<env>.json. Numbers, flags and lists become the strings
+# CloudFormation takes; the other parameters come from the project and the release (endpoint_stack_parameters).
+ENDPOINT_SETTINGS = {
+    "EndpointName": "endpoint.name",
+    "InstanceType": "endpoint.instance_type",
+    "InstanceCount": "endpoint.instance_count",
+    "ShadowInstanceType": "endpoint.shadow_variant.instance_type",
+    "ShadowInstanceCount": "endpoint.shadow_variant.instance_count",
+    "DeploymentStrategy": "deployment.strategy",
+    "CanarySizePercent": "deployment.canary_size_percent",
+    "LinearStepPercent": "deployment.linear_step_percent",
+    "WaitIntervalSeconds": "deployment.wait_interval_seconds",
+    "TerminationWaitSeconds": "deployment.termination_wait_seconds",
+    "MaximumExecutionTimeoutSeconds": "deployment.maximum_execution_timeout_seconds",
+    "DataCaptureEnabled": "endpoint.data_capture.enabled",
+    "DataCaptureSamplingPercentage": "endpoint.data_capture.sampling_percentage",
+    "AutoScalingMinCapacity": "endpoint.autoscaling.min_capacity",
+    "AutoScalingMaxCapacity": "endpoint.autoscaling.max_capacity",
+    "TargetInvocationsPerInstance": "endpoint.autoscaling.target_invocations_per_instance",
+    "Invocation5xxThreshold": "alarms.invocation_5xx_errors",
+    "ModelLatencyP99Microseconds": "alarms.model_latency_p99_microseconds",
+    "AlarmEvaluationPeriods": "alarms.evaluation_periods",
+    "SubnetIds": "network.subnet_ids",
+    "SecurityGroupIds": "network.security_group_ids",
+    "EnableNetworkIsolation": "network.enable_network_isolation",
+}
+
+
+def setting(data: dict, key: str):
+    """A value of an environment file by its dotted key (endpoint.autoscaling.min_capacity)."""
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def cloudformation_string(value) -> str:
+    if isinstance(value, bool):
+        return _flag(value)
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
 def endpoint_stack_parameters(project: Project, env: EnvironmentConfig, inputs: StackInputs) -> dict[str, str]:
     """The endpoint stack's parameters (infra/lib/endpoint.yaml), every value a string as CloudFormation wants."""
-    endpoint, deployment, alarms, network = (env.data[k] for k in ("endpoint", "deployment", "alarms", "network"))
-    shadow = endpoint["shadow_variant"]
-    capture = endpoint["data_capture"]
-    scaling = endpoint["autoscaling"]
+    capturing = setting(env.data, ENDPOINT_SETTINGS["DataCaptureEnabled"])
     return {
         "ProjectName": project.name,
         "Environment": env.name,
         "ModelPackageArn": inputs.model_package_arn,
         "ShadowModelPackageArn": inputs.shadow_model_package_arn,
-        "EndpointName": endpoint["name"],
         "ExecutionRoleArn": inputs.execution_role_arn,
-        "InstanceType": endpoint["instance_type"],
-        "InstanceCount": str(endpoint["instance_count"]),
-        "ShadowInstanceType": shadow["instance_type"],
-        "ShadowInstanceCount": str(shadow["instance_count"]),
-        "DeploymentStrategy": deployment["strategy"],
-        "CanarySizePercent": str(deployment["canary_size_percent"]),
-        "LinearStepPercent": str(deployment["linear_step_percent"]),
-        "WaitIntervalSeconds": str(deployment["wait_interval_seconds"]),
-        "TerminationWaitSeconds": str(deployment["termination_wait_seconds"]),
-        "MaximumExecutionTimeoutSeconds": str(deployment["maximum_execution_timeout_seconds"]),
-        "DataCaptureEnabled": _flag(capture["enabled"]),
-        "DataCaptureSamplingPercentage": str(capture["sampling_percentage"]),
-        "DataCaptureS3Uri": inputs.data_capture_s3_uri if capture["enabled"] else "",
+        "DataCaptureS3Uri": inputs.data_capture_s3_uri if capturing else "",
         "KmsKeyArn": inputs.kms_key_arn,
-        "AutoScalingMinCapacity": str(scaling["min_capacity"]),
-        "AutoScalingMaxCapacity": str(scaling["max_capacity"]),
-        "TargetInvocationsPerInstance": str(scaling["target_invocations_per_instance"]),
-        "Invocation5xxThreshold": str(alarms["invocation_5xx_errors"]),
-        "ModelLatencyP99Microseconds": str(alarms["model_latency_p99_microseconds"]),
-        "AlarmEvaluationPeriods": str(alarms["evaluation_periods"]),
-        "SubnetIds": ",".join(network["subnet_ids"]),
-        "SecurityGroupIds": ",".join(network["security_group_ids"]),
-        "EnableNetworkIsolation": _flag(network["enable_network_isolation"]),
+        **{name: cloudformation_string(setting(env.data, key)) for name, key in ENDPOINT_SETTINGS.items()},
     }
 
 

@@ -11,7 +11,6 @@ registered before, the artifact's metadata.json and the image's tags) and refuse
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import tarfile
@@ -20,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from model.common import image_formats
 from model.common.image_formats import SERVES
+from model.common.streams import StreamingBodyReader
 from release.config import ROOT
 from release.errors import ReleaseError
 
@@ -87,7 +87,7 @@ def artifact_format(s3, model_data_url: str) -> str:
             "check that it exists and that the credentials may read it (s3:GetObject, kms:Decrypt)",
         ) from None
     try:
-        with tarfile.open(fileobj=_Stream(body), mode="r|gz") as archive:
+        with tarfile.open(fileobj=StreamingBodyReader(body), mode="r|gz") as archive:
             for member in archive:
                 if member.name.lstrip("./") == "metadata.json" and member.isfile():
                     handle = archive.extractfile(member)
@@ -109,21 +109,6 @@ def artifact_format(s3, model_data_url: str) -> str:
             "register an artifact written by model/train/train.py (its metadata.json names the format)",
         )
     return metadata["model_format"]
-
-
-class _Stream(io.RawIOBase):
-    """A botocore StreamingBody as a file object tarfile can read sequentially."""
-
-    def __init__(self, body):
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._body.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 # --------------------------------------------------------------------------------------------- the image

@@ -104,25 +104,27 @@ def check_quotas(quotas, region: str, needs: dict[str, int], source: str) -> lis
 
 
 # ------------------------------------------------------------------------------------------------- roles
+def read_or_none(read, missing_code: str):
+    """The answer of an AWS read, or None when it fails only because the thing does not exist."""
+    try:
+        return read()
+    except ClientError as exc:
+        if exc.response["Error"].get("Code") != missing_code:
+            raise
+        return None
+
+
 def check_role(iam, arn: str, what: str, fix: str, account: str) -> Check:
     name = arn.rsplit("/", 1)[-1]
     if f":{account}:" not in arn:
         return Check(what, True, f"{arn} is in another account: checked there, not from {account}")
-    try:
-        iam.get_role(RoleName=name)
-    except ClientError as exc:
-        if exc.response["Error"].get("Code") != "NoSuchEntity":
-            raise
+    if read_or_none(lambda: iam.get_role(RoleName=name), "NoSuchEntity") is None:
         return Check(what, False, f"{arn} does not exist", fix)
     return Check(what, True, arn)
 
 
 def check_scaling_role(iam) -> Check:
-    try:
-        iam.get_role(RoleName=SCALING_ROLE)
-    except ClientError as exc:
-        if exc.response["Error"].get("Code") != "NoSuchEntity":
-            raise
+    if read_or_none(lambda: iam.get_role(RoleName=SCALING_ROLE), "NoSuchEntity") is None:
         return Check(
             "auto scaling service-linked role",
             False,
@@ -196,11 +198,10 @@ def check_connection(clients: Clients, project: Project, connection_arn: str) ->
                 f"the toolchain stack {toolchain} has no ConnectionArn",
                 "create the connection (docs/runbook.md step 2) and update the toolchain with ConnectionArn=ARN",
             )
-    try:
-        status = clients.connections.get_connection(ConnectionArn=connection_arn)["Connection"]["ConnectionStatus"]
-    except ClientError as exc:
-        if exc.response["Error"].get("Code") != "ResourceNotFoundException":
-            raise
+    found = read_or_none(
+        lambda: clients.connections.get_connection(ConnectionArn=connection_arn), "ResourceNotFoundException"
+    )
+    if found is None:
         return Check(
             "CodeConnections connection",
             False,
@@ -208,6 +209,7 @@ def check_connection(clients: Clients, project: Project, connection_arn: str) ->
             "create it: aws codeconnections create-connection --provider-type GitHub --connection-name "
             f"{project.name}, authorise it in the console, and pass its ARN to the toolchain stack",
         )
+    status = found["Connection"]["ConnectionStatus"]
     if status != "AVAILABLE":
         return Check(
             "CodeConnections connection",

@@ -49,6 +49,8 @@ def run_stage(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> 
     )
 
 
+# Each test writes its own small buildspec inline, so a case reads where it is checked: the skeleton (version,
+# env, phases) repeats by design.
 def test_phases_run_in_codebuild_order(tmp_path: Path) -> None:
     write_stage(
         tmp_path / "spec",

@@ -7,7 +7,6 @@ schemas and the checks above it are the real gate.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from infra import contract
-from infra.tests import iam_rules
+from infra.tests import conditions, iam_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 LIB = ROOT / "infra" / "lib"
@@ -32,72 +31,7 @@ VARIANT = "AllTraffic"
 CONNECTION_ID = "0a1b2c3d-1111-2222-3333-444455556666"
 
 # ------------------------------------------------------------------------------------------- the contracts
-TOOLCHAIN_PARAMETERS = {
-    "SageMakerProjectName",
-    "SageMakerProjectId",
-    "CiProvider",
-    "SourceProvider",
-    "ConnectionArn",
-    "FullRepositoryId",
-    "BranchName",
-    "CodeCommitRepositoryName",
-    "GitHubOidcProviderArn",
-    "StagingAccountId",
-    "ProdAccountId",
-}
-ENDPOINT_PARAMETERS = {
-    "ProjectName",
-    "Environment",
-    "ModelPackageArn",
-    "ShadowModelPackageArn",
-    "EndpointName",
-    "ExecutionRoleArn",
-    "InstanceType",
-    "InstanceCount",
-    "ShadowInstanceType",
-    "ShadowInstanceCount",
-    "DeploymentStrategy",
-    "CanarySizePercent",
-    "LinearStepPercent",
-    "WaitIntervalSeconds",
-    "TerminationWaitSeconds",
-    "MaximumExecutionTimeoutSeconds",
-    "DataCaptureEnabled",
-    "DataCaptureSamplingPercentage",
-    "DataCaptureS3Uri",
-    "KmsKeyArn",
-    "AutoScalingMinCapacity",
-    "AutoScalingMaxCapacity",
-    "TargetInvocationsPerInstance",
-    "Invocation5xxThreshold",
-    "ModelLatencyP99Microseconds",
-    "AlarmEvaluationPeriods",
-    "SubnetIds",
-    "SecurityGroupIds",
-    "EnableNetworkIsolation",
-}
-MONITORING_PARAMETERS = {
-    "ProjectName",
-    "Environment",
-    "EndpointName",
-    "ExecutionRoleArn",
-    "MonitoringImageUri",
-    "CaptureS3Uri",
-    "ReportsS3Uri",
-    "BaselineS3Uri",
-    "ScheduleExpression",
-    "InstanceType",
-    "InstanceCount",
-    "AlarmEmail",
-    "KmsKeyArn",
-    "SubnetIds",
-    "SecurityGroupIds",
-}
-CONTRACT_PARAMETERS = {
-    "toolchain": TOOLCHAIN_PARAMETERS,
-    "endpoint": ENDPOINT_PARAMETERS,
-    "monitoring": MONITORING_PARAMETERS,
-}
+CONTRACT_PARAMETERS = {stack: set(names) for stack, names in contract.STACK_PARAMETERS.items()}
 CONTRACT_OUTPUTS = {
     "toolchain": {
         "ArtifactBucketName",
@@ -205,68 +139,10 @@ def resolved_parameters(template: dict, given: dict[str, str]) -> dict[str, Any]
     return values
 
 
-def evaluate_condition(expression: Any, template: dict, values: dict) -> bool:
-    ((function, argument),) = expression.items()
-    if function == "Condition":
-        return evaluate_condition(template["Conditions"][argument], template, values)
-    if function == "Fn::Not":
-        return not evaluate_condition(argument[0], template, values)
-    if function == "Fn::And":
-        return all(evaluate_condition(a, template, values) for a in argument)
-    if function == "Fn::Or":
-        return any(evaluate_condition(a, template, values) for a in argument)
-    if function == "Fn::Equals":
-        left, right = (_plain(side, values) for side in argument)
-        return str(left) == str(right)
-    raise AssertionError(f"condition function {function} is not handled by this test")
-
-
-def _plain(node: Any, values: dict) -> Any:
-    if isinstance(node, dict) and "Ref" in node:
-        return values[node["Ref"]]
-    if isinstance(node, dict) and "Fn::Join" in node:
-        separator, items = node["Fn::Join"]
-        items = _plain(items, values)
-        return separator.join(str(_plain(i, values)) for i in items)
-    return node
-
-
-NO_VALUE = object()
-
-
-def apply_conditions(node: Any, template: dict, values: dict) -> Any:
-    """The template as CloudFormation sees it for these parameters: Fn::If chosen, AWS::NoValue removed,
-    resources and outputs whose condition is false dropped."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::If"}:
-            name, when_true, when_false = node["Fn::If"]
-            chosen = when_true if evaluate_condition({"Condition": name}, template, values) else when_false
-            return apply_conditions(chosen, template, values)
-        if node == {"Ref": "AWS::NoValue"}:
-            return NO_VALUE
-        out = {}
-        for key, value in node.items():
-            value = apply_conditions(value, template, values)
-            if value is not NO_VALUE:
-                out[key] = value
-        return out
-    if isinstance(node, list):
-        items = [apply_conditions(v, template, values) for v in node]
-        return [i for i in items if i is not NO_VALUE]
-    return node
-
-
 def effective_template(stack: str, **overrides: str) -> tuple[dict, dict]:
     template = load(stack)
     values = resolved_parameters(template, sample_parameters(stack, **overrides))
-    out = copy.deepcopy(dict(template))
-    for section in ("Resources", "Outputs"):
-        out[section] = {
-            name: apply_conditions({k: v for k, v in item.items() if k != "Condition"}, template, values)
-            for name, item in template.get(section, {}).items()
-            if "Condition" not in item or evaluate_condition({"Condition": item["Condition"]}, template, values)
-        }
-    return out, values
+    return conditions.effective(template, values), values
 
 
 def substitute(text: str, variables: dict) -> str:
@@ -310,11 +186,11 @@ def test_every_arn_names_its_partition(stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_parameters_match_the_contract(stack):
     parameters = load(stack)["Parameters"]
-    contract = CONTRACT_PARAMETERS[stack]
+    passed = CONTRACT_PARAMETERS[stack]
 
-    assert contract <= set(parameters), f"missing: {sorted(contract - set(parameters))}"
+    assert passed <= set(parameters), f"missing: {sorted(passed - set(parameters))}"
     without_default = {name for name, spec in parameters.items() if "Default" not in spec}
-    assert without_default <= contract, f"parameters the scripts do not know about need a default: {without_default}"
+    assert without_default <= passed, f"parameters the scripts do not know about need a default: {without_default}"
 
 
 def test_the_toolchain_needs_only_the_sagemaker_project_parameters():
@@ -604,7 +480,7 @@ def test_the_drift_pipeline_definition_is_a_valid_processing_job(network):
         if isinstance(value, dict) and "Fn::Sub" in value:
             inner = value["Fn::Sub"]
             if isinstance(inner, list):
-                joined = {k: _plain(v, values) for k, v in inner[1].items()}
+                joined = {k: conditions.plain(v, values) for k, v in inner[1].items()}
                 value = substitute(inner[0], {**values, **joined})
             else:
                 value = substitute(inner, values)

@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 
 from model.common import paths
+from model.inference import serve
 
 HERE = Path(__file__).resolve().parent
 ROOT = paths.REPO_ROOT
-SERVE_MODULE = "model.inference.serve"
 BUILD = ROOT / "build" / "bench"
 PING_TIMEOUT = 30.0
 # What the Dockerfile removes after `pip install` (test suites and onnxruntime's offline tooling).
@@ -397,20 +397,10 @@ def ensure_model(model_dir: Path | None) -> Path:
 
 
 def serve_command(model_dir: Path, workers: int | None):
+    python = os.environ.get("INFERENCE_PYTHON") or sys.executable  # `make bench`: the inference image's environment
+
     def start(port: int) -> Server:
-        command = [
-            os.environ.get("INFERENCE_PYTHON") or sys.executable,  # `make bench`: the inference image's environment
-            "-m",
-            SERVE_MODULE,
-            "serve",
-            "--model-dir",
-            str(model_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ] + (["--workers", str(workers)] if workers else [])
-        return Server(command, port, log_path=BUILD / "serve.log")
+        return Server(serve.local_command(python, model_dir, port, workers), port, log_path=BUILD / "serve.log")
 
     return start
 

@@ -1,4 +1,5 @@
-"""The SageMaker hosting contract: `python serve.py serve` answers /ping, /invocations, /execution-parameters.
+"""The SageMaker hosting contract: `python -m model.inference.serve serve` answers /ping, /invocations and
+/execution-parameters.
 
 A raw ASGI app on uvicorn (httptools parser, uvloop when installed). The parent process imports everything,
 verifies and loads the artifact once and binds the port, then forks one worker per core: workers start in
@@ -28,6 +29,7 @@ import socket
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import uvicorn
 
@@ -212,6 +214,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.workers < 1:
         parser.error(f"--workers / SAGEMAKER_MODEL_SERVER_WORKERS = {args.workers}: give at least 1")
     return args
+
+
+def local_command(python: str, model_dir: str | Path, port: int, workers: int | None = None) -> list[str]:
+    """The command line that serves model_dir on 127.0.0.1:port as the container does (port 0: any free port,
+    announced in the 'serving' log line); the tests and `make bench` start the server with it."""
+    command = [python, "-m", "model.inference.serve", "serve", "--model-dir", str(model_dir)]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    return command + (["--workers", str(workers)] if workers else [])
 
 
 def bind(host: str, port: int) -> socket.socket:

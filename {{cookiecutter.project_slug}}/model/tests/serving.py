@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from model.inference import serve
+
 START_TIMEOUT = 20.0
 # The inference image's environment (`make setup-inference`); `make test-model` sets it. Run alone, pytest serves
 # from its own interpreter, which has more libraries than the image.
@@ -26,20 +28,7 @@ class Server:
         environment = {**os.environ, **(env or {})}
         self.log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "model.inference.serve",
-                "serve",
-                "--model-dir",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--workers",
-                str(workers),
-            ],
+            serve.local_command(PYTHON, model_dir, 0, workers),
             stdout=self.log_file,
             stderr=subprocess.PIPE,
             env=environment,

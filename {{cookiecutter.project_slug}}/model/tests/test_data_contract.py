@@ -216,40 +216,26 @@ def test_integral_float_is_accepted_as_an_integer(schema):
     assert schema.coerce_columns(valid_columns(age=[30.0, "45.0", 61]))["age"].tolist() == [30.0, 45.0, 61.0]
 
 
-def test_text_in_a_numeric_column_is_reported(schema):
-    error = issues_of(schema, valid_columns(income=["1200.5", "lots", "800"]))
-    assert str(error) == "row 1, column 'income': value 'lots' is not a number (float expected)"
+# One bad cell in otherwise valid columns: (column, row, value, what the message says about it).
+NOT_NULLABLE = "is missing but the feature is not nullable"
+BAD_CELLS = [
+    ("income", 1, "lots", "value 'lots' is not a number (float expected)"),
+    ("age", 1, "45.5", "value '45.5' is not an integer"),
+    ("age", 2, "121", "value '121' is above the maximum 120"),
+    ("income", 0, "-0.01", "value '-0.01' is below the minimum 0"),
+    ("plan", 1, "gold", "value 'gold' is not one of the categories ['basic', 'pro']"),
+    ("age", 1, "", NOT_NULLABLE),
+    ("age", 1, None, NOT_NULLABLE),
+    ("age", 1, float("nan"), NOT_NULLABLE),
+    ("plan", 2, None, NOT_NULLABLE),
+]
 
 
-def test_fractional_value_in_an_integer_column_is_reported(schema):
-    error = issues_of(schema, valid_columns(age=["30", "45.5", "61"]))
-    assert str(error) == "row 1, column 'age': value '45.5' is not an integer"
-
-
-def test_value_above_the_maximum_is_reported_with_the_bound(schema):
-    error = issues_of(schema, valid_columns(age=["30", "45", "121"]))
-    assert str(error) == "row 2, column 'age': value '121' is above the maximum 120"
-
-
-def test_value_below_the_minimum_is_reported_with_the_bound(schema):
-    error = issues_of(schema, valid_columns(income=["-0.01", "", "800"]))
-    assert str(error) == "row 0, column 'income': value '-0.01' is below the minimum 0"
-
-
-def test_unknown_category_is_reported_with_the_allowed_values(schema):
-    error = issues_of(schema, valid_columns(plan=["basic", "gold", "pro"]))
-    assert str(error) == "row 1, column 'plan': value 'gold' is not one of the categories ['basic', 'pro']"
-
-
-@pytest.mark.parametrize("missing", ["", None, float("nan")])
-def test_missing_value_in_a_non_nullable_numeric_column_is_reported(schema, missing):
-    error = issues_of(schema, valid_columns(age=["30", missing, "61"]))
-    assert str(error) == "row 1, column 'age': is missing but the feature is not nullable"
-
-
-def test_missing_value_in_a_non_nullable_categorical_column_is_reported(schema):
-    error = issues_of(schema, valid_columns(plan=["basic", "pro", None]))
-    assert str(error) == "row 2, column 'plan': is missing but the feature is not nullable"
+@pytest.mark.parametrize(("column", "row", "value", "problem"), BAD_CELLS)
+def test_a_bad_cell_is_reported_with_row_column_value_and_problem(schema, column, row, value, problem):
+    cells = list(valid_columns()[column])
+    cells[row] = value
+    assert str(issues_of(schema, valid_columns(**{column: cells}))) == f"row {row}, column '{column}': {problem}"
 
 
 @pytest.mark.parametrize("infinite", ["inf", "-Infinity", "1e400", float("inf")])

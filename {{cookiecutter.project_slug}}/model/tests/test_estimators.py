@@ -222,62 +222,32 @@ def test_artifacts_score_without_scikit_learn_xgboost_or_lightgbm(artifacts, tab
 
 
 # ------------------------------------------------------------------------------ hyperparameters and determinism
-def test_xgboost_gets_the_hyperparameters_one_thread_and_the_seed():
-    params = hp.parse(
+ONE_THREAD_SEEDED = {
+    "xgboost": (
+        "binary_classification",
+        {"learning_rate": "0.05", "max_depth": "5", "min_child_weight": "3", "reg_lambda": "2.5"},
+        {"learning_rate": 0.05, "max_depth": 5, "min_child_weight": 3.0, "reg_lambda": 2.5},
+    ),
+    "lightgbm": (
+        "regression",
+        {"max_depth": "6", "num_leaves": "15", "min_samples_leaf": "8", "reg_lambda": "0"},
         {
-            "estimator": "xgboost",
-            "n_estimators": "40",
-            "learning_rate": "0.05",
-            "max_depth": "5",
-            "min_child_weight": "3",
-            "subsample": "0.8",
-            "colsample_bytree": "0.7",
-            "reg_lambda": "2.5",
-            "random_state": "9",
-        }
-    )
-    model = build_estimator("binary_classification", params).get_params()
-    expected = {
-        "n_estimators": 40,
-        "learning_rate": 0.05,
-        "max_depth": 5,
-        "min_child_weight": 3.0,
-        "subsample": 0.8,
-        "colsample_bytree": 0.7,
-        "reg_lambda": 2.5,
-        "random_state": 9,
-        "n_jobs": 1,
-    }
-    assert {k: model[k] for k in expected} == expected
+            **{"max_depth": 6, "num_leaves": 15, "min_child_samples": 8, "reg_lambda": 0.0, "subsample_freq": 1},
+            **{"deterministic": True, "force_row_wise": True},
+        },
+    ),
+}
 
 
-def test_lightgbm_gets_the_hyperparameters_one_thread_and_the_seed():
-    params = hp.parse(
-        {
-            "estimator": "lightgbm",
-            "n_estimators": "40",
-            "max_depth": "6",
-            "num_leaves": "15",
-            "min_samples_leaf": "8",
-            "subsample": "0.8",
-            "colsample_bytree": "0.7",
-            "reg_lambda": "0",
-            "random_state": "9",
-        }
-    )
-    model = build_estimator("regression", params).get_params()
+@pytest.mark.parametrize("estimator", sorted(ONE_THREAD_SEEDED))
+def test_the_library_learners_get_the_hyperparameters_one_thread_and_the_seed(estimator):
+    problem_type, given, expected = ONE_THREAD_SEEDED[estimator]
+    common = {"n_estimators": "40", "subsample": "0.8", "colsample_bytree": "0.7", "random_state": "9"}
+    params = hp.parse({"estimator": estimator, **common, **given})
+    model = build_estimator(problem_type, params).get_params()
     expected = {
-        "n_estimators": 40,
-        "max_depth": 6,
-        "num_leaves": 15,
-        "min_child_samples": 8,
-        "subsample": 0.8,
-        "subsample_freq": 1,
-        "colsample_bytree": 0.7,
-        "reg_lambda": 0.0,
-        "random_state": 9,
-        "n_jobs": 1,
-        "deterministic": True,
+        **expected,
+        **{"n_estimators": 40, "subsample": 0.8, "colsample_bytree": 0.7, "random_state": 9, "n_jobs": 1},
     }
     assert {k: model[k] for k in expected} == expected
 

@@ -87,6 +87,7 @@ class DraftError(ValueError):
     """The table cannot give a schema (or the draft must not be written); the message says why and the fix."""
 
 
+# The draft's records (profile, column, target, draft): plain field lists, alike in shape by nature.
 @dataclass(frozen=True)
 class Options:
     target: str

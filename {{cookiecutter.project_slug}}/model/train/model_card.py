@@ -23,6 +23,7 @@ import sys
 import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from model.common import model_artifact, paths
@@ -166,15 +167,22 @@ def _feature_rule(feature) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- JSON
-def card_content(
-    metadata: Mapping,
-    evaluation: Mapping,
-    schema: Schema,
-    importance,
-    registry_package: Mapping | None,
-    project_info: Mapping,
-) -> dict:
+@dataclass(frozen=True)
+class CardInputs:
+    """What a card is written from (see write_model_card)."""
+
+    metadata: Mapping
+    evaluation: Mapping
+    schema: Schema
+    importance: object
+    registry_package: Mapping | None
+    project_info: Mapping
+
+
+def card_content(inputs: CardInputs) -> dict:
     """The SageMaker Model Cards content document."""
+    metadata, evaluation, schema = inputs.metadata, inputs.evaluation, inputs.schema
+    importance, registry_package, project_info = inputs.importance, inputs.registry_package, inputs.project_info
     config = project_info.get("card") or load_card_config(None)
     quality_key, quality = _quality(evaluation)
     data_report = project_info.get("data_report") or {}
@@ -388,15 +396,9 @@ def check_card_content(card: Mapping) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ Markdown
-def card_markdown(
-    metadata: Mapping,
-    evaluation: Mapping,
-    schema: Schema,
-    importance,
-    registry_package: Mapping | None,
-    project_info: Mapping,
-    chart_name: str | None,
-) -> str:
+def card_markdown(inputs: CardInputs, chart_name: str | None) -> str:
+    metadata, evaluation, schema = inputs.metadata, inputs.evaluation, inputs.schema
+    importance, registry_package, project_info = inputs.importance, inputs.registry_package, inputs.project_info
     config = project_info.get("card") or load_card_config(None)
     _, quality = _quality(evaluation)
     gates = evaluation.get("gates", [])
@@ -586,7 +588,8 @@ def write_model_card(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    content = card_content(metadata, evaluation, schema, importance, registry_package, project_info)
+    inputs = CardInputs(metadata, evaluation, schema, importance, registry_package, project_info)
+    content = card_content(inputs)
     check_card_content(content)
     written = {}
     rows = _importance_rows(importance)
@@ -597,9 +600,7 @@ def write_model_card(
         written["chart"] = explain.plot_importance(
             rows, out_dir / CHART_FILE, title="Global feature importance", xlabel=f"drop in {metric} when shuffled"
         )
-    markdown = card_markdown(
-        metadata, evaluation, schema, importance, registry_package, project_info, CHART_FILE if rows else None
-    )
+    markdown = card_markdown(inputs, CHART_FILE if rows else None)
     written["markdown"] = out_dir / MARKDOWN_FILE
     written["markdown"].write_text(markdown, encoding="utf-8")
     written["json"] = out_dir / JSON_FILE

@@ -9,6 +9,8 @@ transforms fitted here.
 
 from __future__ import annotations
 
+import importlib
+
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -43,81 +45,63 @@ def build_preprocessor(schema: Schema, scale_numeric: bool = True) -> ColumnTran
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 
+# Each estimator: (module, classifier class, regressor class, keyword -> hyperparameter name). The learners are
+# imported only when chosen (xgboost and lightgbm are large). Every one runs on one thread with the seed, so the
+# same data and hyperparameters give the same model on every machine.
+TREE_ENSEMBLES = {
+    "gradient_boosting": (
+        "sklearn.ensemble",
+        "GradientBoostingClassifier",
+        "GradientBoostingRegressor",
+        {"n_estimators": "n_estimators", "learning_rate": "learning_rate", "max_depth": "max_depth"},
+        {},
+    ),
+    "random_forest": (
+        "sklearn.ensemble",
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        {"n_estimators": "n_estimators", "max_depth": "max_depth"},
+        {"n_jobs": 1},
+    ),
+    "hist_gradient_boosting": (
+        "sklearn.ensemble",
+        "HistGradientBoostingClassifier",
+        "HistGradientBoostingRegressor",
+        {"max_iter": "n_estimators", "learning_rate": "learning_rate", "max_depth": "max_depth"},
+        {},
+    ),
+    "xgboost": (
+        "xgboost",
+        "XGBClassifier",
+        "XGBRegressor",
+        {
+            **{"n_estimators": "n_estimators", "learning_rate": "learning_rate", "max_depth": "max_depth"},
+            **{"min_child_weight": "min_child_weight", "subsample": "subsample"},
+            **{"colsample_bytree": "colsample_bytree", "reg_lambda": "reg_lambda"},
+        },
+        {"tree_method": "hist", "n_jobs": 1},
+    ),
+    "lightgbm": (
+        "lightgbm",
+        "LGBMClassifier",
+        "LGBMRegressor",
+        {
+            **{"n_estimators": "n_estimators", "learning_rate": "learning_rate", "max_depth": "max_depth"},
+            **{"num_leaves": "num_leaves", "subsample": "subsample", "colsample_bytree": "colsample_bytree"},
+            **{"reg_lambda": "reg_lambda"},
+        },
+        # deterministic + force_row_wise: no timing probe that picks row- or column-wise histograms per run.
+        {"n_jobs": 1, "deterministic": True, "force_row_wise": True, "verbose": -1},
+    ),
+}
+# The hyperparameter min_samples_leaf under each library's own name.
+MIN_LEAF = {"xgboost": None, "lightgbm": "min_child_samples"}
+
+
 def build_estimator(problem_type: str, params: dict):
     """The estimator named by the `estimator` hyperparameter, configured for the problem type."""
     name = params["estimator"]
-    seed = params["random_state"]
     classification = problem_type != "regression"
-    if name == "gradient_boosting":
-        from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
-
-        cls = GradientBoostingClassifier if classification else GradientBoostingRegressor
-        return cls(
-            n_estimators=params["n_estimators"],
-            learning_rate=params["learning_rate"],
-            max_depth=params["max_depth"],
-            min_samples_leaf=params["min_samples_leaf"],
-            random_state=seed,
-        )
-    if name == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-
-        cls = RandomForestClassifier if classification else RandomForestRegressor
-        return cls(
-            n_estimators=params["n_estimators"],
-            max_depth=params["max_depth"],
-            min_samples_leaf=params["min_samples_leaf"],
-            random_state=seed,
-            n_jobs=1,
-        )
-    if name == "hist_gradient_boosting":
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-        cls = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
-        return cls(
-            max_iter=params["n_estimators"],
-            learning_rate=params["learning_rate"],
-            max_depth=params["max_depth"],
-            min_samples_leaf=params["min_samples_leaf"],
-            random_state=seed,
-        )
-    if name == "xgboost":
-        from xgboost import XGBClassifier, XGBRegressor
-
-        cls = XGBClassifier if classification else XGBRegressor
-        # One thread and a fixed seed: the same data and hyperparameters give the same trees on every machine.
-        return cls(
-            n_estimators=params["n_estimators"],
-            learning_rate=params["learning_rate"],
-            max_depth=params["max_depth"],
-            min_child_weight=params["min_child_weight"],
-            subsample=params["subsample"],
-            colsample_bytree=params["colsample_bytree"],
-            reg_lambda=params["reg_lambda"],
-            tree_method="hist",
-            n_jobs=1,
-            random_state=seed,
-        )
-    if name == "lightgbm":
-        from lightgbm import LGBMClassifier, LGBMRegressor
-
-        cls = LGBMClassifier if classification else LGBMRegressor
-        return cls(
-            n_estimators=params["n_estimators"],
-            learning_rate=params["learning_rate"],
-            max_depth=params["max_depth"],
-            num_leaves=params["num_leaves"],
-            min_child_samples=params["min_samples_leaf"],
-            subsample=params["subsample"],
-            subsample_freq=1 if params["subsample"] < 1.0 else 0,  # LightGBM bags rows only when this is > 0
-            colsample_bytree=params["colsample_bytree"],
-            reg_lambda=params["reg_lambda"],
-            n_jobs=1,
-            deterministic=True,
-            force_row_wise=True,  # skips the timing probe that picks row- or column-wise histograms per run
-            random_state=seed,
-            verbose=-1,
-        )
     if name == "linear":
         if classification:
             from sklearn.linear_model import LogisticRegression
@@ -126,7 +110,17 @@ def build_estimator(problem_type: str, params: dict):
         from sklearn.linear_model import Ridge
 
         return Ridge(alpha=params["regularization"])
-    raise ValueError(f"estimator {name!r}: use one of {', '.join(ESTIMATORS)}")
+    if name not in TREE_ENSEMBLES:
+        raise ValueError(f"estimator {name!r}: use one of {', '.join(ESTIMATORS)}")
+    module, classifier, regressor, mapped, fixed = TREE_ENSEMBLES[name]
+    cls = getattr(importlib.import_module(module), classifier if classification else regressor)
+    keywords = {keyword: params[key] for keyword, key in mapped.items()}
+    leaf = MIN_LEAF.get(name, "min_samples_leaf")
+    if leaf:
+        keywords[leaf] = params["min_samples_leaf"]
+    if name == "lightgbm":
+        keywords["subsample_freq"] = 1 if params["subsample"] < 1.0 else 0  # LightGBM bags rows only when > 0
+    return cls(**keywords, **fixed, random_state=params["random_state"])
 
 
 def build_pipeline(schema: Schema, params: dict) -> Pipeline:

@@ -20,6 +20,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from infra import contract
 from release import config, preflight, stack
 from release.config import ENDPOINT_TEMPLATE, MONITORING_TEMPLATE, ROOT, load_project
 from release.template import load_template
@@ -31,56 +32,8 @@ ACCOUNT = "123456789012"  # moto's account
 CALLS: set[tuple[str, str]] = set()  # (service name, operation name) called from release code
 LOG: list[tuple[str, str]] = []  # the same calls in order, for tests that check what a command did (or not)
 READ_ONLY = ("Get", "List", "Describe")  # operation name prefixes that change nothing
-CONTRACT_PARAMETERS = [
-    "ProjectName",
-    "Environment",
-    "ModelPackageArn",
-    "ShadowModelPackageArn",
-    "EndpointName",
-    "ExecutionRoleArn",
-    "InstanceType",
-    "InstanceCount",
-    "ShadowInstanceType",
-    "ShadowInstanceCount",
-    "DeploymentStrategy",
-    "CanarySizePercent",
-    "LinearStepPercent",
-    "WaitIntervalSeconds",
-    "TerminationWaitSeconds",
-    "MaximumExecutionTimeoutSeconds",
-    "DataCaptureEnabled",
-    "DataCaptureSamplingPercentage",
-    "DataCaptureS3Uri",
-    "KmsKeyArn",
-    "AutoScalingMinCapacity",
-    "AutoScalingMaxCapacity",
-    "TargetInvocationsPerInstance",
-    "Invocation5xxThreshold",
-    "ModelLatencyP99Microseconds",
-    "AlarmEvaluationPeriods",
-    "SubnetIds",
-    "SecurityGroupIds",
-    "EnableNetworkIsolation",
-]
-# The monitoring stack's parameters (infra/lib/monitoring.yaml); used when the repository has no monitoring.
-MONITORING_CONTRACT_PARAMETERS = [
-    "ProjectName",
-    "Environment",
-    "EndpointName",
-    "ExecutionRoleArn",
-    "MonitoringImageUri",
-    "CaptureS3Uri",
-    "ReportsS3Uri",
-    "BaselineS3Uri",
-    "ScheduleExpression",
-    "CaptureWindowHours",
-    "InstanceType",
-    "InstanceCount",
-    "AlarmEmail",
-    "KmsKeyArn",
-    "SubnetIds",
-    "SecurityGroupIds",
-]
+CONTRACT_PARAMETERS = list(contract.STACK_PARAMETERS["endpoint"])
+MONITORING_CONTRACT_PARAMETERS = list(contract.STACK_PARAMETERS["monitoring"])
 
 
 def _called_from_release_code() -> bool:

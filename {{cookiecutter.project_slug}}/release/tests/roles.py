@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import yaml
 
+from infra.tests import conditions
 from release.config import ROOT
 from release.template import load_template
 
@@ -47,48 +48,6 @@ def _parameter_values(document: dict, provider: str) -> dict:
         )
     values.update(FullRepositoryId="owner/repo", GitHubOidcProviderArn="")
     return values
-
-
-def _condition(expression, document: dict, values: dict) -> bool:
-    if isinstance(expression, dict) and len(expression) == 1:
-        ((name, argument),) = expression.items()
-        if name in ("Condition", "Fn::Condition"):
-            return _condition(document["Conditions"][argument], document, values)
-        if name == "Fn::Equals":
-            left, right = (_value(a, values) for a in argument)
-            return str(left) == str(right)
-        if name == "Fn::Not":
-            return not _condition(argument[0], document, values)
-        if name == "Fn::And":
-            return all(_condition(a, document, values) for a in argument)
-        if name == "Fn::Or":
-            return any(_condition(a, document, values) for a in argument)
-    raise AssertionError(f"condition the test cannot evaluate: {expression}")
-
-
-def _value(node, values: dict):
-    if isinstance(node, dict) and "Ref" in node:
-        return values.get(node["Ref"], node["Ref"])
-    if isinstance(node, dict) and "Fn::Join" in node:
-        separator, parts = node["Fn::Join"]
-        parts = _value(parts, values)
-        return separator.join(map(str, parts if isinstance(parts, list) else [parts]))
-    return node
-
-
-def _resolve_ifs(node, document: dict, values: dict):
-    """Apply Fn::If (dropping AWS::NoValue) everywhere."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::If"}:
-            name, yes, no = node["Fn::If"]
-            chosen = yes if _condition({"Condition": name}, document, values) else no
-            return _resolve_ifs(chosen, document, values)
-        if node == {"Ref": "AWS::NoValue"}:
-            return None
-        return {k: v for k, v in ((k, _resolve_ifs(v, document, values)) for k, v in node.items()) if v is not None}
-    if isinstance(node, list):
-        return [v for v in (_resolve_ifs(item, document, values) for item in node) if v is not None]
-    return node
 
 
 def _s3_arn(resource, bucket: str) -> str | None:
@@ -126,12 +85,7 @@ def toolchain_resources(provider: str | None = None) -> dict:
     """The resources of infra/lib/toolchain.yaml for the CI provider, with its conditions resolved."""
     _, document = load_template(TOOLCHAIN)
     values = _parameter_values(document, provider or ci_provider())
-    resources = _resolve_ifs(document["Resources"], document, values)
-    return {
-        name: resource
-        for name, resource in resources.items()
-        if "Condition" not in resource or _condition({"Condition": resource["Condition"]}, document, values)
-    }
+    return conditions.effective(document, values)["Resources"]
 
 
 def role_policies(role: str, bucket: str, provider: str | None = None, without: Iterable[str] = ()) -> list[dict]:

@@ -11,21 +11,11 @@ import ast
 import boto3
 import pytest
 
+from release import aws
 from release.tests.conftest import CALLS, RELEASE_DIR, TESTS_DIR
 
-CLIENT_NAMES = {
-    "sagemaker": "sagemaker",
-    "cloudformation": "cloudformation",
-    "s3": "s3",
-    "ssm": "ssm",
-    "sts": "sts",
-    "runtime": "sagemaker-runtime",
-    "autoscaling": "application-autoscaling",
-    "ecr": "ecr",
-    "iam": "iam",
-    "quotas": "service-quotas",
-    "connections": "codeconnections",
-}
+# The release code's client attributes (release.aws.Clients) and the sagemaker-runtime client endpoint_checks makes.
+CLIENT_NAMES = {**aws.SERVICES, "runtime": "sagemaker-runtime"}
 
 
 def calls_in_source() -> set[tuple[str, str]]:

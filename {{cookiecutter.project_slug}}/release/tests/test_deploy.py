@@ -14,7 +14,7 @@ from release import commands, config, stack
 from release.config import load_project
 from release.errors import ReleaseError
 from release.output import Output
-from release.tests.conftest import ACCOUNT, REGION, add_package, client
+from release.tests.conftest import ACCOUNT, REGION, add_package, client, edit
 
 
 @pytest.fixture
@@ -221,6 +221,30 @@ def stubbed_cloudformation():
     return cloudformation, Stubber(cloudformation)
 
 
+def failed_change_set(stubber, reason: str) -> None:
+    """CloudFormation's answers to a change set it refuses: created, FAILED with the reason, deleted."""
+    stubber.add_response("create_change_set", {"Id": "cs", "StackId": "id"})
+    stubber.add_response(
+        "describe_change_set", {"Status": "FAILED", "ChangeSetName": "c", "StackName": "s", "StatusReason": reason}
+    )
+    stubber.add_response("delete_change_set", {})
+
+
+def deploy_stack_s(cloudformation, exists: bool) -> str:
+    """stack.deploy of a one-parameter stack "s" through the given (stubbed) client."""
+    return stack.deploy(
+        cloudformation,
+        Output(),
+        stack_name="s",
+        exists=exists,
+        body="{}",
+        parameters={"A": "1"},
+        tags={},
+        description="d",
+        timeout_seconds=60,
+    )
+
+
 @pytest.mark.parametrize(
     ("final", "message"),
     [
@@ -253,61 +277,18 @@ def test_a_deployment_that_ends_rolled_back_says_what_is_left(aws, final, messag
 
 def test_an_empty_change_set_is_a_no_op(aws, capsys):
     cloudformation, stubber = stubbed_cloudformation()
-    stubber.add_response("create_change_set", {"Id": "cs", "StackId": "id"})
-    stubber.add_response(
-        "describe_change_set",
-        {
-            "Status": "FAILED",
-            "ChangeSetName": "c",
-            "StackName": "s",
-            "StatusReason": "The submitted information didn't contain changes. Submit different information.",
-        },
-    )
-    stubber.add_response("delete_change_set", {})
+    failed_change_set(stubber, "The submitted information didn't contain changes. Submit different information.")
     with stubber:
-        assert (
-            stack.deploy(
-                cloudformation,
-                Output(),
-                stack_name="s",
-                exists=True,
-                body="{}",
-                parameters={"A": "1"},
-                tags={},
-                description="d",
-                timeout_seconds=60,
-            )
-            == "UNCHANGED"
-        )
+        assert deploy_stack_s(cloudformation, exists=True) == "UNCHANGED"
     assert "nothing to do" in capsys.readouterr().out
 
 
 def test_a_rejected_create_change_set_leaves_nothing_behind(aws):
     cloudformation, stubber = stubbed_cloudformation()
-    stubber.add_response("create_change_set", {"Id": "cs", "StackId": "id"})
-    stubber.add_response(
-        "describe_change_set",
-        {
-            "Status": "FAILED",
-            "ChangeSetName": "c",
-            "StackName": "s",
-            "StatusReason": "Parameter KmsKeyArn failed to satisfy constraint",
-        },
-    )
-    stubber.add_response("delete_change_set", {})
+    failed_change_set(stubber, "Parameter KmsKeyArn failed to satisfy constraint")
     stubber.add_response("delete_stack", {}, {"StackName": "s"})
     with stubber, pytest.raises(ReleaseError, match=r"KmsKeyArn .*the empty stack shell was deleted"):
-        stack.deploy(
-            cloudformation,
-            Output(),
-            stack_name="s",
-            exists=False,
-            body="{}",
-            parameters={"A": "1"},
-            tags={},
-            description="d",
-            timeout_seconds=60,
-        )
+        deploy_stack_s(cloudformation, exists=False)
     stubber.assert_no_pending_responses()
 
 
@@ -453,20 +434,25 @@ def register_scaling(environment, low, high):
     return autoscaling, key
 
 
-def test_an_instance_type_change_deregisters_auto_scaling_and_registers_it_again(
-    ctx, toolchain, tmp_path, monkeypatch, capsys
-):
-    target = tmp_path / "config"
-    shutil.copytree(config.CONFIG_DIR, target)
-    monkeypatch.setattr(config, "CONFIG_DIR", target)
+def scaled_prod_asking_for_another_instance_type(ctx, toolchain, config_dir, instances: int, max_capacity: int):
+    """prod deployed, at `instances` instances with auto scaling 2-6; then its config asks for ml.m5.xlarge."""
     add_package(toolchain, 1)
     commands.deploy(ctx, "prod")
-    scale_to("prod", 4)
+    scale_to("prod", instances)
     autoscaling, _ = register_scaling("prod", 2, 6)
-    data = json.loads((target / "prod.json").read_text())
-    data["endpoint"]["instance_type"] = "ml.m5.xlarge"
-    data["endpoint"]["autoscaling"]["max_capacity"] = 5
-    (target / "prod.json").write_text(json.dumps(data))
+
+    def change(data):
+        data["endpoint"]["instance_type"] = "ml.m5.xlarge"
+        data["endpoint"]["autoscaling"]["max_capacity"] = max_capacity
+
+    edit(config_dir, "prod", change)
+    return autoscaling
+
+
+def test_an_instance_type_change_deregisters_auto_scaling_and_registers_it_again(
+    ctx, toolchain, config_dir, monkeypatch, capsys
+):
+    autoscaling = scaled_prod_asking_for_another_instance_type(ctx, toolchain, config_dir, 4, 5)
     seen = []
     original = stack.deploy
 
@@ -489,18 +475,8 @@ def test_an_instance_type_change_deregisters_auto_scaling_and_registers_it_again
     assert "UpdateEndpoint refuses that" in out and "registered again: 2-5 instances" in out
 
 
-def test_a_failed_instance_type_change_puts_the_old_scaling_back(ctx, toolchain, tmp_path, monkeypatch):
-    target = tmp_path / "config"
-    shutil.copytree(config.CONFIG_DIR, target)
-    monkeypatch.setattr(config, "CONFIG_DIR", target)
-    add_package(toolchain, 1)
-    commands.deploy(ctx, "prod")
-    scale_to("prod", 2)
-    autoscaling, _ = register_scaling("prod", 2, 6)
-    data = json.loads((target / "prod.json").read_text())
-    data["endpoint"]["instance_type"] = "ml.m5.xlarge"
-    data["endpoint"]["autoscaling"]["max_capacity"] = 3
-    (target / "prod.json").write_text(json.dumps(data))
+def test_a_failed_instance_type_change_puts_the_old_scaling_back(ctx, toolchain, config_dir, monkeypatch):
+    autoscaling = scaled_prod_asking_for_another_instance_type(ctx, toolchain, config_dir, 2, 3)
 
     def rolled_back(*args, **kwargs):
         raise ReleaseError("the update of the stack failed and CloudFormation rolled it back")
