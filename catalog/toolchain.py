@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import yaml
+
 from catalog.errors import CatalogError
 
 # A name no template text contains; hyphenated so that the slug (underscores) and resource (hyphens) forms differ.
@@ -24,32 +26,35 @@ LITERAL_SECTIONS = ("Description", "Metadata", "Parameters", "Rules", "Mappings"
 GENERIC_NAME = "SageMaker project"
 
 
+class CloudFormationLoader(yaml.SafeLoader):
+    """YAML as CloudFormation reads it: short-form intrinsics as their long forms (``!GetAtt A.B`` ->
+    ``{"Fn::GetAtt": ["A", "B"]}``), dates and times as strings (a ``Version: 2012-10-17`` policy). The one
+    reader of CloudFormation YAML in the template's own code (the catalog and the bake-matrix tests)."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    return {key: value}
+
+
+CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+CloudFormationLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_template(text: str) -> dict[str, Any]:
     """CloudFormation YAML (short-form intrinsics included) as the JSON structure CloudFormation sees."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if suffix == "GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-        return {key: value}
-
-    Loader.add_multi_constructor("!", intrinsic)
-    # CloudFormation reads dates and times as strings (for example a Version: 2012-10-17 policy).
-    Loader.yaml_implicit_resolvers = {
-        key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    document = yaml.load(text, Loader=Loader)
+    document = yaml.load(text, Loader=CloudFormationLoader)
     if not isinstance(document, dict) or "Resources" not in document:
         raise CatalogError("the baked infra/lib/toolchain.yaml is not a CloudFormation template (no Resources)")
     return document

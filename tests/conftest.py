@@ -37,11 +37,28 @@ WHOLE_MODULES = (
 )
 
 
+# The longest tests first, so the two workers never end with one long test running alone.
+LONG_FIRST = (
+    "test_release_upgrade",
+    "test_table_corpus",
+    "test_generated_project",
+    "test_own_table_walkthrough",
+    "test_infra",
+    "test_catalog",
+    "test_lifecycle",
+)
+
+
+def _module(item) -> str:
+    return item.module.__name__.rsplit(".", 1)[-1]
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if module in WHOLE_MODULES:
-            item.add_marker(pytest.mark.xdist_group(module))
+        if _module(item) in WHOLE_MODULES:
+            item.add_marker(pytest.mark.xdist_group(_module(item)))
+    rank = {name: position for position, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(_module(item), len(LONG_FIRST)))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,6 +12,7 @@ import tomllib
 import pytest
 import yaml
 
+from catalog.toolchain import CloudFormationLoader
 from tests.baking import (
     ANSWERS_FILE,
     INTERACTING,
@@ -127,19 +128,8 @@ def test_leftover_check_sees_jinja_but_allows_github_expressions():
     assert leftovers(".github/workflows/ci.yml", "run: echo ${{ github.sha }} {{ oops }}")
 
 
-class TaggedLoader(yaml.SafeLoader):
-    """SafeLoader that also reads CloudFormation's short forms (!Ref, !Sub, !GetAtt ...) as plain nodes."""
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
-    if isinstance(node, yaml.MappingNode):
-        return {suffix: loader.construct_mapping(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node)}
-    return {suffix: loader.construct_scalar(node)}
-
-
-TaggedLoader.add_multi_constructor("!", _construct_tag)
+# CloudFormation's short forms (!Ref, !Sub, !GetAtt ...) read like the catalog reads them.
+TaggedLoader = CloudFormationLoader
 
 
 @pytest.mark.parametrize("name", IDS)

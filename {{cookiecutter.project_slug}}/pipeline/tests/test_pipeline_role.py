@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipeline import sagemaker_pipeline as sp
+from pipeline import sagemaker_settings as ss
 from pipeline.tests.test_sagemaker_pipeline import REGION, SSM_VALUES, put_data, put_ssm
 from release.tests import roles
 
@@ -37,7 +38,7 @@ def build_each_definition_once(monkeypatch):
     """The definition is built offline (test_sagemaker_pipeline.py proves it makes no call): once per settings."""
     build = sp.definition_json
 
-    def cached(settings: sp.Settings) -> dict:
+    def cached(settings: ss.Settings) -> dict:
         key = repr(settings)
         if key not in _DEFINITIONS:
             _DEFINITIONS[key] = build(settings)

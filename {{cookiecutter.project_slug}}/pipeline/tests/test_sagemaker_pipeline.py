@@ -16,9 +16,10 @@ import pytest
 from botocore.stub import Stubber
 
 from pipeline import sagemaker_pipeline as sp
+from pipeline import sagemaker_settings as ss
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT, _ = sp.project_settings()
+PROJECT, _ = ss.project_settings()
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"
 TRAIN_REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train"
@@ -142,7 +143,7 @@ def test_jobs_run_the_repository_train_image_with_the_tag_parameter(definition):
     tagged = {
         "Std:Join": {
             "On": ":",
-            "Values": [sp.placeholder_values(PROJECT, REGION)["train_image_uri"], {"Get": "Parameters.ImageTag"}],
+            "Values": [ss.placeholder_values(PROJECT, REGION)["train_image_uri"], {"Get": "Parameters.ImageTag"}],
         }
     }
     assert steps[sp.TRAIN_STEP]["Arguments"]["AlgorithmSpecification"]["TrainingImage"] == tagged
@@ -166,7 +167,7 @@ def test_training_job_follows_the_environment_config(definition):
 
 def test_spot_training_sets_a_wait_limit(no_network):
     args = sp.build_parser().parse_args(["definition", "--env", "dev", "--region", REGION])
-    settings = sp.resolve_settings(args)
+    settings = ss.resolve_settings(args)
     spot = dataclasses.replace(settings, training=dataclasses.replace(settings.training, use_spot_instances=True))
     training = steps_by_name(sp.definition_json(spot))[sp.TRAIN_STEP]["Arguments"]
     assert training["EnableManagedSpotTraining"] is True
@@ -227,7 +228,7 @@ def test_register_step_waits_for_approval_with_the_reports_attached(definition):
     assert arguments["ModelPackageGroupName"] == PROJECT
     (container,) = arguments["InferenceSpecification"]["Containers"]
     assert container["ModelDataUrl"] == {"Get": f"Steps.{sp.TRAIN_STEP}.ModelArtifacts.S3ModelArtifacts"}
-    inference_repo = sp.placeholder_values(PROJECT, REGION)["inference_image_uri"]
+    inference_repo = ss.placeholder_values(PROJECT, REGION)["inference_image_uri"]
     assert container["Image"]["Std:Join"]["Values"] == [inference_repo, {"Get": "Parameters.ImageTag"}]
     metrics = arguments["ModelMetrics"]
     evaluation = f"Steps.{sp.EVALUATE_STEP}.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"
@@ -275,7 +276,7 @@ def write_config(folder: Path, env: str, mutate, whole: bool = False) -> Path:
     ids=["instance-type", "processing-type", "missing-key", "count-type", "count-zero", "spot-type", "runtime"],
 )
 def test_bad_config_exits_2_naming_field_value_and_fix(no_network, monkeypatch, tmp_path, capsys, mutate, expected):
-    monkeypatch.setattr(sp, "CONFIG_DIR", write_config(tmp_path / "config", "dev", mutate))
+    monkeypatch.setattr(ss, "CONFIG_DIR", write_config(tmp_path / "config", "dev", mutate))
     assert sp.main(["definition", "--env", "dev", "--output", str(tmp_path / "d.json")]) == 2
     err = capsys.readouterr().err
     for fragment in expected:
@@ -304,7 +305,7 @@ def network_definition(monkeypatch, tmp_path, network: dict) -> dict:
     def mutate(config: dict) -> None:
         config["network"] = network
 
-    monkeypatch.setattr(sp, "CONFIG_DIR", write_config(tmp_path / "config", "dev", mutate, whole=True))
+    monkeypatch.setattr(ss, "CONFIG_DIR", write_config(tmp_path / "config", "dev", mutate, whole=True))
     out = tmp_path / "definition.json"
     assert sp.main(["definition", "--env", "dev", "--region", REGION, "--output", str(out)]) == 0
     return steps_by_name(json.loads(out.read_text(encoding="utf-8")))
@@ -351,7 +352,7 @@ def test_vpc_without_isolation(no_network, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_shipped_network_settings_load(env):
-    network = sp.load_network(env)
+    network = ss.load_network(env)
     assert bool(network.subnet_ids) == bool(network.security_group_ids)
 
 
@@ -388,7 +389,7 @@ def test_bad_network_exits_2_naming_field_value_and_fix(no_network, monkeypatch,
     def mutate(config: dict) -> None:
         config["network"] = network
 
-    monkeypatch.setattr(sp, "CONFIG_DIR", write_config(tmp_path / "config", "dev", mutate, whole=True))
+    monkeypatch.setattr(ss, "CONFIG_DIR", write_config(tmp_path / "config", "dev", mutate, whole=True))
     assert sp.main(["definition", "--env", "dev", "--output", str(tmp_path / "d.json")]) == 2
     err = capsys.readouterr().err
     for fragment in expected:
@@ -619,9 +620,9 @@ def test_the_package_records_the_inference_image_format(definition):
     metadata = register["CustomerMetadataProperties"]
     assert metadata["image_model_format"] == {"Get": "Parameters.InferenceImageFormat"}
     parameters = {p["Name"]: p for p in definition["Parameters"]}
-    assert parameters["InferenceImageFormat"]["DefaultValue"] == sp.inference_image_format(sp.load_hyperparameters())
+    assert parameters["InferenceImageFormat"]["DefaultValue"] == ss.inference_image_format(ss.load_hyperparameters())
 
 
 @pytest.mark.parametrize(("model_format", "image"), [("auto", "onnx"), ("onnx", "onnx"), ("skops", "skops")])
 def test_the_image_format_follows_the_build_stage_rule(model_format, image):
-    assert sp.inference_image_format({"model_format": model_format}) == image
+    assert ss.inference_image_format({"model_format": model_format}) == image
