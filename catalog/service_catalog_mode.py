@@ -22,6 +22,10 @@ def role_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
+# Service Catalog listings page with PageToken -> NextPageToken.
+PAGES = ("PageToken", "NextPageToken")
+
+
 class ServiceCatalogRegistration:
     def __init__(
         self,
@@ -80,9 +84,7 @@ class ServiceCatalogRegistration:
     # --- lookups -----------------------------------------------------------------------------------------------
 
     def find_portfolio(self) -> str | None:
-        for portfolio in self.sc.pages(
-            "list_portfolios", "portfolios", "PortfolioDetails", "PageToken", "NextPageToken"
-        ):
+        for portfolio in self.sc.pages("list_portfolios", "portfolios", "PortfolioDetails", *PAGES):
             if portfolio["DisplayName"] == self.portfolio_name:
                 return portfolio["Id"]
         return None
@@ -98,58 +100,26 @@ class ServiceCatalogRegistration:
             raise
 
     def launch_constraints(self, portfolio_id: str, product_id: str) -> list[dict[str, Any]]:
-        return [
-            constraint
-            for constraint in self.sc.pages(
-                "list_constraints_for_portfolio",
-                f"portfolio {portfolio_id}",
-                "ConstraintDetails",
-                "PageToken",
-                "NextPageToken",
-                PortfolioId=portfolio_id,
-                ProductId=product_id,
-            )
-            if constraint["Type"] == "LAUNCH"
-        ]
+        where, ids = f"portfolio {portfolio_id}", {"PortfolioId": portfolio_id, "ProductId": product_id}
+        listing = self.sc.pages("list_constraints_for_portfolio", where, "ConstraintDetails", *PAGES, **ids)
+        return [constraint for constraint in listing if constraint["Type"] == "LAUNCH"]
 
     def principals(self, portfolio_id: str) -> list[str]:
-        return [
-            principal["PrincipalARN"]
-            for principal in self.sc.pages(
-                "list_principals_for_portfolio",
-                f"portfolio {portfolio_id}",
-                "Principals",
-                "PageToken",
-                "NextPageToken",
-                PortfolioId=portfolio_id,
-            )
-        ]
+        where = f"portfolio {portfolio_id}"
+        listing = self.sc.pages("list_principals_for_portfolio", where, "Principals", *PAGES, PortfolioId=portfolio_id)
+        return [principal["PrincipalARN"] for principal in listing]
 
     def product_portfolios(self, product_id: str) -> list[str]:
-        return [
-            portfolio["Id"]
-            for portfolio in self.sc.pages(
-                "list_portfolios_for_product",
-                f"product {product_id}",
-                "PortfolioDetails",
-                "PageToken",
-                "NextPageToken",
-                ProductId=product_id,
-            )
-        ]
+        where = f"product {product_id}"
+        listing = self.sc.pages("list_portfolios_for_product", where, "PortfolioDetails", *PAGES, ProductId=product_id)
+        return [portfolio["Id"] for portfolio in listing]
 
     def portfolio_products(self, portfolio_id: str) -> list[str]:
-        return [
-            item["ProductViewSummary"]["ProductId"]
-            for item in self.sc.pages(
-                "search_products_as_admin",
-                f"portfolio {portfolio_id}",
-                "ProductViewDetails",
-                "PageToken",
-                "NextPageToken",
-                PortfolioId=portfolio_id,
-            )
-        ]
+        where = f"portfolio {portfolio_id}"
+        listing = self.sc.pages(
+            "search_products_as_admin", where, "ProductViewDetails", *PAGES, PortfolioId=portfolio_id
+        )
+        return [item["ProductViewSummary"]["ProductId"] for item in listing]
 
     # --- changes -----------------------------------------------------------------------------------------------
 

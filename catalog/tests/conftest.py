@@ -222,6 +222,12 @@ class Runner:
         return code, out.getvalue()
 
 
+def s3_registration(bucket: str, domain_id: str, use_role: str, *extra: str) -> list[str]:
+    """The command line of an S3-mode registration of v0.0.0 (extra options appended)."""
+    options = ["--bucket", bucket, "--domain-id", domain_id, "--use-role", use_role, "--template-ref", "v0.0.0"]
+    return ["register", "--mode", "s3", *options, *extra]
+
+
 @pytest.fixture
 def run(clients: dict[str, Any], template_repo: Path) -> Runner:
     return Runner(clients, template_repo)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from catalog.tests.conftest import TEMPLATE_URL, cookiecutter_bin
+from catalog.tests.conftest import TEMPLATE_URL, cookiecutter_bin, s3_registration
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "sagemaker-projects/sagemaker-mlops-template"
@@ -63,55 +63,15 @@ def test_upload_only_prints_what_the_registration_templates_take(run, bucket, ia
 
 
 def test_project_answers_cannot_be_fixed_at_registration(run, bucket, domain_id, iam_roles):
-    code, out = run(
-        "register",
-        "--mode",
-        "s3",
-        "--bucket",
-        bucket,
-        "--domain-id",
-        domain_id,
-        "--use-role",
-        iam_roles["use"],
-        "--template-ref",
-        "v0.0.0",
-        "--answer",
-        "project_name=x",
-    )
+    code, out = run(*s3_registration(bucket, domain_id, iam_roles["use"], "--answer", "project_name=x"))
     assert code == 1 and "--answer project_name=... cannot be fixed at registration" in out
 
 
 def test_unknown_questions_and_bad_roles_are_named(run, bucket, domain_id, iam_roles):
-    code, out = run(
-        "register",
-        "--mode",
-        "s3",
-        "--bucket",
-        bucket,
-        "--domain-id",
-        domain_id,
-        "--use-role",
-        iam_roles["use"],
-        "--template-ref",
-        "v0.0.0",
-        "--answer",
-        "colour=blue",
-    )
+    code, out = run(*s3_registration(bucket, domain_id, iam_roles["use"], "--answer", "colour=blue"))
     assert code == 1 and "--answer colour=... is not a template question: use one of project_name" in out
 
-    code, out = run(
-        "register",
-        "--mode",
-        "s3",
-        "--bucket",
-        bucket,
-        "--domain-id",
-        domain_id,
-        "--use-role",
-        "SageMakerMlopsTemplateUseRole",
-        "--template-ref",
-        "v0.0.0",
-    )
+    code, out = run(*s3_registration(bucket, domain_id, "SageMakerMlopsTemplateUseRole"))
     assert code == 1 and "--use-role 'SageMakerMlopsTemplateUseRole' is not a role ARN" in out
 
 

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from catalog.s3_mode import LOCATION_TAG
 from catalog.store import VISIBILITY_TAG
+from catalog.tests.conftest import s3_registration
 
 PREFIX = "sagemaker-projects/sagemaker-mlops-template"
 OTHER_RULE = {
@@ -151,19 +152,7 @@ def test_unregister_one_version_keeps_the_others_then_everything_goes(run, args,
 
 def test_a_missing_bucket_is_reported_before_anything_is_uploaded(run, domain_id, iam_roles, calls):
     calls.clear()
-    code, out = run(
-        "register",
-        "--mode",
-        "s3",
-        "--bucket",
-        "no-such-bucket",
-        "--domain-id",
-        domain_id,
-        "--use-role",
-        iam_roles["use"],
-        "--template-ref",
-        "v0.0.0",
-    )
+    code, out = run(*s3_registration("no-such-bucket", domain_id, iam_roles["use"]))
 
     assert code == 1
     assert "error: bucket 'no-such-bucket' does not exist" in out
@@ -171,19 +160,7 @@ def test_a_missing_bucket_is_reported_before_anything_is_uploaded(run, domain_id
 
 
 def test_a_missing_domain_is_reported(run, bucket, iam_roles, clients):
-    code, out = run(
-        "register",
-        "--mode",
-        "s3",
-        "--bucket",
-        bucket,
-        "--domain-id",
-        "d-000000000000",
-        "--use-role",
-        iam_roles["use"],
-        "--template-ref",
-        "v0.0.0",
-    )
+    code, out = run(*s3_registration(bucket, "d-000000000000", iam_roles["use"]))
 
     assert code == 1
     assert "SageMaker domain 'd-000000000000' not found in us-east-1" in out

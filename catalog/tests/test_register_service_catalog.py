@@ -18,20 +18,15 @@ PORTFOLIO = "SageMaker MLOps templates"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def service_catalog_options(bucket: str, iam_roles: dict[str, str]) -> list[str]:
+    """The options every Service Catalog registration here shares (roles come per test)."""
+    return ["--mode", "service-catalog", "--bucket", bucket, "--use-role", iam_roles["use"]]
+
+
 @pytest.fixture
 def args(bucket: str, iam_roles: dict[str, str]) -> list[str]:
-    return [
-        "--mode",
-        "service-catalog",
-        "--bucket",
-        bucket,
-        "--use-role",
-        iam_roles["use"],
-        "--launch-role",
-        iam_roles["launch"],
-        "--principal",
-        iam_roles["studio"],
-    ]
+    roles = ["--launch-role", iam_roles["launch"], "--principal", iam_roles["studio"]]
+    return [*service_catalog_options(bucket, iam_roles), *roles]
 
 
 @pytest.fixture
@@ -349,16 +344,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(run, args, sc_stub, clients
 
 
 def test_missing_roles_and_principals_are_reported(run, bucket, iam_roles):
-    base = [
-        "--mode",
-        "service-catalog",
-        "--bucket",
-        bucket,
-        "--use-role",
-        iam_roles["use"],
-        "--template-ref",
-        "v0.0.0",
-    ]
+    base = [*service_catalog_options(bucket, iam_roles), "--template-ref", "v0.0.0"]
     missing = "arn:aws:iam::123456789012:role/NoSuchLaunchRole"
 
     code, out = run("register", *base, "--launch-role", missing, "--principal", iam_roles["studio"])
