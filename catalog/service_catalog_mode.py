@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from catalog.artifacts import PRODUCT_KEY, s3_https_url
@@ -133,38 +134,40 @@ class ServiceCatalogRegistration:
             "DisableTemplateValidation": False,
         }
 
+    def _created(self, description: str, create: Callable[[], str], delete: Callable[[str], Any]) -> str | None:
+        """A journaled creation: `create` returns the new resource's id, and the undo passes that id to `delete`."""
+        created: dict[str, str] = {}
+
+        def run() -> str:
+            created["id"] = create()
+            return created["id"]
+
+        return self.journal.change(description, run, lambda: delete(created["id"]))
+
     def ensure_portfolio(self) -> str:
         portfolio_id = self.find_portfolio()
         if portfolio_id:
             self.journal.keep(f"portfolio '{self.portfolio_name}' ({portfolio_id})")
             return portfolio_id
-        box: dict[str, str] = {}
-
-        def create() -> str:
-            detail = self.sc.call(
+        created = self._created(
+            f"create portfolio '{self.portfolio_name}'",
+            lambda: self.sc.call(
                 "create_portfolio",
                 f"portfolio {self.portfolio_name}",
                 DisplayName=self.portfolio_name,
                 ProviderName=self.provider_name,
                 Description="SageMaker project templates (sagemaker-mlops-template)",
                 IdempotencyToken=str(uuid.uuid4()),
-            )["PortfolioDetail"]
-            box["id"] = detail["Id"]
-            return detail["Id"]
-
-        created = self.journal.change(
-            f"create portfolio '{self.portfolio_name}'",
-            create,
-            lambda: self.sc.call("delete_portfolio", f"portfolio {box['id']}", Id=box["id"]),
+            )["PortfolioDetail"]["Id"],
+            lambda portfolio_id: self.sc.call("delete_portfolio", f"portfolio {portfolio_id}", Id=portfolio_id),
         )
         return created or "<new portfolio>"
 
     def ensure_product(self, product: dict[str, Any] | None, version: str, replace: bool, uploaded_same: bool) -> str:
         if product is None:
-            box: dict[str, str] = {}
-
-            def create() -> str:
-                detail = self.sc.call(
+            created = self._created(
+                f"create product '{self.product_name}' tagged {VISIBILITY_TAG}=true with version {version}",
+                lambda: self.sc.call(
                     "create_product",
                     f"product {self.product_name}",
                     Name=self.product_name,
@@ -175,14 +178,8 @@ class ServiceCatalogRegistration:
                     Tags=[{"Key": VISIBILITY_TAG, "Value": "true"}],
                     ProvisioningArtifactParameters=self.artifact_parameters(version),
                     IdempotencyToken=str(uuid.uuid4()),
-                )
-                box["id"] = detail["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
-                return box["id"]
-
-            created = self.journal.change(
-                f"create product '{self.product_name}' tagged {VISIBILITY_TAG}=true with version {version}",
-                create,
-                lambda: self.sc.call("delete_product", f"product {box['id']}", Id=box["id"]),
+                )["ProductViewDetail"]["ProductViewSummary"]["ProductId"],
+                lambda new_id: self.sc.call("delete_product", f"product {new_id}", Id=new_id),
             )
             return created or "<new product>"
         product_id = product["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
@@ -212,38 +209,30 @@ class ServiceCatalogRegistration:
                 f"(provisioning artifact {existing[0]['Id']}): register a new version (tag the template), "
                 "or pass --replace to replace it."
             )
-        box = {}
 
-        def add() -> str:
-            detail = self.sc.call(
+        def delete_artifact(artifact_id: str):
+            return self.sc.call(
+                "delete_provisioning_artifact",
+                f"product {product_id}",
+                ProductId=product_id,
+                ProvisioningArtifactId=artifact_id,
+            )
+
+        self._created(
+            f"add version {version} to product '{self.product_name}'",
+            lambda: self.sc.call(
                 "create_provisioning_artifact",
                 f"product {product_id}",
                 ProductId=product_id,
                 Parameters=self.artifact_parameters(version),
                 IdempotencyToken=str(uuid.uuid4()),
-            )["ProvisioningArtifactDetail"]
-            box["id"] = detail["Id"]
-            return detail["Id"]
-
-        self.journal.change(
-            f"add version {version} to product '{self.product_name}'",
-            add,
-            lambda: self.sc.call(
-                "delete_provisioning_artifact",
-                f"product {product_id}",
-                ProductId=product_id,
-                ProvisioningArtifactId=box["id"],
-            ),
+            )["ProvisioningArtifactDetail"]["Id"],
+            delete_artifact,
         )
         for old in existing:
             self.journal.change(
                 f"remove the replaced provisioning artifact {old['Id']} of version {version}",
-                lambda old=old: self.sc.call(
-                    "delete_provisioning_artifact",
-                    f"product {product_id}",
-                    ProductId=product_id,
-                    ProvisioningArtifactId=old["Id"],
-                ),
+                lambda old=old: delete_artifact(old["Id"]),
             )
         return product_id
 

@@ -48,9 +48,10 @@ def make(project, target: str, venv, timeout: int, **variables: object) -> subpr
 # from v0.1.0 (binary classification, monitoring, CodePipeline), which is first compared file by file with a
 # fresh bake of the same answers. The bakes here run `make pipeline` and the tests their answers change, so no
 # check runs twice: a problem type changes the trained model and its gates (the quality, bias and
-# data-quality tests, the local pipeline, the Processing jobs, the images); GitHub Actions changes the roles
+# data-quality tests, the local pipeline, the Processing jobs); GitHub Actions changes the roles
 # CI assumes and the CI definitions; a repository without monitoring changes the local pipeline (no drift
-# baselines) and the release scripts (no monitoring stack). `make lint` runs where the AWS side differs most.
+# baselines) and the release scripts (no monitoring stack). `make lint` runs once, in the variant with every
+# Dockerfile and the workflows; cfn-lint, checkov, ruff and the CI checks run on every variant elsewhere.
 # Tests that do not depend on the answers (the data contract, the estimators of every problem type, the
 # serving contract, ...) run in the full `make test`.
 PROBLEM_TESTS = " ".join(
@@ -61,7 +62,6 @@ PROBLEM_TESTS = " ".join(
         "test_data_quality",
         "test_local_pipeline",
         "test_processing_entrypoints",
-        "test_images",
     )
 )
 VARIANTS = [
@@ -86,7 +86,6 @@ VARIANTS = [
         {
             "MODEL_TESTS": "model/tests/test_local_pipeline.py",
             "AWS_TESTS": "release/tests pipeline/tests",
-            "lint": True,
         },
         id="binary-no-monitoring",
     ),
