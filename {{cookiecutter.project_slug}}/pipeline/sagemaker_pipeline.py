@@ -240,13 +240,14 @@ def build_pipeline(settings: Settings, boto_session=None):
             s3_output=ProcessingS3Output(s3_uri=output_uri(step, name), local_path=local, s3_upload_mode="EndOfJob"),
         )
 
-    # Every job records the commit of its image and the digest of its input data (the model's lineage).
+    # Every job runs as the execution role in this session, and records the commit of its image and the digest of
+    # its input data (the model's lineage).
+    shared = {"role": settings.execution_role_arn, "sagemaker_session": session}
     lineage = {"GIT_COMMIT": image_tag, "INPUT_DATA_VERSION": data_version}
 
     # Processor (below) and ModelTrainer take the same settings under the SDK's own keyword names for each job type.
     def processor(module: str, job: str) -> Processor:
         return Processor(
-            role=settings.execution_role_arn,
             image_uri=train_image,
             instance_count=1,
             instance_type=processing_type,
@@ -257,7 +258,7 @@ def build_pipeline(settings: Settings, boto_session=None):
             output_kms_key=settings.kms_key_arn,
             env=lineage,
             network_config=network_config,
-            sagemaker_session=session,
+            **shared,
         )
 
     prepare = ProcessingStep(
@@ -280,7 +281,6 @@ def build_pipeline(settings: Settings, boto_session=None):
         )
     trainer = ModelTrainer(
         training_image=train_image,
-        role=settings.execution_role_arn,
         base_job_name=f"{settings.project}-train",
         compute=Compute(
             instance_type=training_type,
@@ -293,7 +293,7 @@ def build_pipeline(settings: Settings, boto_session=None):
         hyperparameters=settings.hyperparameters,
         environment=lineage,
         networking=networking,
-        sagemaker_session=session,
+        **shared,
     )
     train = TrainingStep(
         name=TRAIN_STEP,
