@@ -11,6 +11,7 @@ from pathlib import Path
 from model.common import paths
 
 LIB = paths.REPO_ROOT / "infra" / "lib"
+CONFIG_DIR = paths.REPO_ROOT / "infra" / "config"  # one <env>.json per environment
 PYPROJECT = paths.REPO_ROOT / "pyproject.toml"
 
 # The settings the toolchain stack (infra/lib/toolchain.yaml) writes to SSM Parameter Store under /<resource

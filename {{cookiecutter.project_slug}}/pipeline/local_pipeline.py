@@ -260,8 +260,8 @@ def summary(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "sample.csv", help="CSV/Parquet file or folder")
-    parser.add_argument("--config-dir", type=Path, default=ROOT / "model" / "config")
+    parser.add_argument("--data", type=Path, default=paths.SAMPLE_DATA, help="CSV/Parquet file or folder")
+    parser.add_argument("--config-dir", type=Path, default=paths.CONFIG_DIR)
     parser.add_argument("--build-dir", type=Path, default=ROOT / "build")
     parser.add_argument("--registry", type=Path, default=Path(os.environ.get("REGISTRY_DIR", ROOT / "registry")))
     parser.add_argument("--group", default=None, help="model package group (default: the project name)")

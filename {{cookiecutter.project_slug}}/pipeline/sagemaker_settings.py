@@ -17,7 +17,7 @@ from infra import contract
 from model.common import image_formats, paths
 
 ROOT = paths.REPO_ROOT
-CONFIG_DIR = ROOT / "infra" / "config"
+CONFIG_DIR = contract.CONFIG_DIR
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+(\.[a-z0-9-]+)+$")
 MAX_RUNTIME_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]+$")
@@ -221,7 +221,7 @@ def load_network(env: str, config_dir: Path | None = None) -> Network:
     return Network(subnet_ids=subnets, security_group_ids=groups, enable_network_isolation=isolation)
 
 
-def load_hyperparameters(path: Path = ROOT / "model" / "config" / "hyperparameters.json") -> dict[str, str]:
+def load_hyperparameters(path: Path = paths.HYPERPARAMETERS_FILE) -> dict[str, str]:
     """The training job's hyperparameters: SageMaker passes every value as a string, train.py parses them."""
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
@@ -342,7 +342,7 @@ def resolve_settings(args: argparse.Namespace, ssm_client_factory: Callable[[str
         region=region,
         training=training,
         hyperparameters=load_hyperparameters(),
-        baseline=json.loads((ROOT / "model" / "config" / "baseline.json").read_text(encoding="utf-8")),
+        baseline=json.loads(paths.GATES_FILE.read_text(encoding="utf-8")),
         artifact_bucket=bucket,
         execution_role_arn=values["execution_role_arn"],
         train_image_uri=values["train_image_uri"],

@@ -18,10 +18,10 @@ from model.common import paths
 from release.errors import ReleaseError
 
 ROOT = paths.REPO_ROOT
-CONFIG_DIR = ROOT / "infra" / "config"
-ENDPOINT_TEMPLATE = ROOT / "infra" / "lib" / "endpoint.yaml"
+CONFIG_DIR = contract.CONFIG_DIR
+ENDPOINT_TEMPLATE = contract.LIB / "endpoint.yaml"
 MONITORING_DIR = ROOT / "monitoring"  # absent when the repository was generated without monitoring
-MONITORING_TEMPLATE = ROOT / "infra" / "lib" / "monitoring.yaml"
+MONITORING_TEMPLATE = contract.LIB / "monitoring.yaml"
 BASELINE_FILES = ("statistics.json", "constraints.json", "schema.json")  # the drift job needs these three
 OPTIONAL_BASELINE_FILES = ("output_statistics.json",)
 ENVIRONMENTS = ("dev", "staging", "prod")

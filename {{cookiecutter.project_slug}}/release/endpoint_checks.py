@@ -20,10 +20,11 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from release.config import ROOT, load_environment
+from model.common import paths
+from release.config import load_environment
 from release.errors import ReleaseError
 
-SCHEMA = ROOT / "model" / "config" / "schema.json"
+SCHEMA = paths.SCHEMA_FILE
 CSV, JSON = "text/csv", "application/json"
 BATCH_ROWS = 5
 TIMEOUT_SECONDS = 60.0  # SageMaker's own limit for one invocation

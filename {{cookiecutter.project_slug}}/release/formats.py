@@ -17,16 +17,15 @@ import tarfile
 
 from botocore.exceptions import ClientError
 
-from model.common import image_formats
+from model.common import image_formats, paths
 from model.common.image_formats import SERVES
 from model.common.streams import StreamingBodyReader
-from release.config import ROOT
 from release.errors import ReleaseError
 
 ARTIFACT_KEY = "model_format"  # CustomerMetadataProperties: the format of the artifact in model.tar.gz
 IMAGE_KEY = "image_model_format"  # CustomerMetadataProperties: the format the inference image was built for
 IMAGE_LABEL = "com.sagemaker-mlops.model-format"  # the image label the build stage sets
-HYPERPARAMETERS = ROOT / "model" / "config" / "hyperparameters.json"
+HYPERPARAMETERS = paths.HYPERPARAMETERS_FILE
 IMAGE_URI = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repository>[^:@]+)"
     r"(?::(?P<tag>[A-Za-z0-9_.-]+)|@(?P<digest>sha256:[0-9a-f]{64}))$"
