@@ -115,8 +115,11 @@ def bake_and_edit(clone: Path, previous: str, project: Path) -> dict[str, bytes]
     buildspec.write_text(
         spec.replace("    ENV: dev\n", f"    ENV: dev\n{TEAM_VARIABLE}\n", 1), encoding="utf-8"
     )
-    append(project / "model" / "train" / "metrics.py", TEAM_METRIC)
-    (project / "model" / "tests" / "test_fraud_team.py").write_text(TEAM_TEST, encoding="utf-8")
+    # Before v0.3.0 the metrics lived in model/train and the modules were imported by bare name.
+    packaged = (project / "model" / "common" / "metrics.py").is_file()
+    append(project / "model" / ("common" if packaged else "train") / "metrics.py", TEAM_METRIC)
+    team_test = TEAM_TEST if not packaged else TEAM_TEST.replace(BARE_IMPORTS, PACKAGE_IMPORTS)
+    (project / "model" / "tests" / "test_fraud_team.py").write_text(team_test, encoding="utf-8")
     git(project, "add", "--all")
     git(project, "commit", "--quiet", "--no-verify", "--message", "Team edits")
     return {"schema": (project / "model" / "config" / "schema.json").read_bytes()}
@@ -138,6 +141,12 @@ def fraud_team_recall_at_top(y_true, scores, share: float = 0.1) -> float:
     positives = np.asarray(y_true)
     return float(positives[order].sum() / max(1, positives.sum()))
 """
+BARE_IMPORTS = "import metrics\nimport preprocessing\nfrom data_contract import Schema\n"
+PACKAGE_IMPORTS = (
+    "from model.common import metrics\n"
+    "from model.common.data_contract import Schema\n"
+    "from model.train import preprocessing\n"
+)
 TEAM_TEST = """import metrics
 import preprocessing
 from data_contract import Schema
