@@ -120,6 +120,10 @@ def bake_and_edit(clone: Path, previous: str, project: Path) -> dict[str, bytes]
     append(project / "model" / ("common" if packaged else "train") / "metrics.py", TEAM_METRIC)
     team_test = TEAM_TEST if not packaged else TEAM_TEST.replace(BARE_IMPORTS, PACKAGE_IMPORTS)
     (project / "model" / "tests" / "test_fraud_team.py").write_text(team_test, encoding="utf-8")
+    if packaged and "*.egg-info/" not in (project / ".gitignore").read_text(encoding="utf-8"):
+        # v0.3.0's `make setup` leaves the editable install's metadata untracked, and the update refuses an
+        # untracked file: the step CHANGELOG 0.3.1's upgrade notes give teams on v0.3.0.
+        append(project / ".gitignore", "*.egg-info/\n")
     git(project, "add", "--all")
     git(project, "commit", "--quiet", "--no-verify", "--message", "Team edits")
     return {"schema": (project / "model" / "config" / "schema.json").read_bytes()}
