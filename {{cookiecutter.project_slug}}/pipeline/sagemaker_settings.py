@@ -44,6 +44,7 @@ class UsageError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------------ settings
+# Plain records of infra/config and SSM fields: field lists alike in shape to other records by nature.
 @dataclass(frozen=True)
 class Training:
     instance_type: str

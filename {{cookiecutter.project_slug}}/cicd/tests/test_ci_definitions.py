@@ -11,16 +11,24 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_STAGE = ("-m", "cicd.run_stage")  # run from the repository root, as the workflows do
 CHECK_CI = ("-m", "cicd.check_ci")
 
 
-def write_stage(directory: Path, body: str, name: str = "stage") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.yml"
-    path.write_text(textwrap.dedent(body), encoding="utf-8")
+def commands(*lines: str, **options: str) -> dict:
+    """One buildspec phase: its commands, and options such as on-failure."""
+    return {key.replace("_", "-"): value for key, value in options.items()} | {"commands": list(lines)}
+
+
+def write_stage(tmp_path: Path, phases: dict, env: dict | None = None, version: object = 0.2) -> Path:
+    """Write a small buildspec (phases in the order given) to tmp_path/spec/stage.yml, as CodeBuild reads it."""
+    spec = {"version": version} | ({"env": env} if env else {}) | {"phases": phases}
+    path = tmp_path / "spec" / "stage.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -49,23 +57,18 @@ def run_stage(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> 
     )
 
 
-# Each test writes its own small buildspec inline, so a case reads where it is checked: the skeleton (version,
-# env, phases) repeats by design.
 def test_phases_run_in_codebuild_order(tmp_path: Path) -> None:
     write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        phases:
-          post_build:
-            commands: [echo post >> order.txt]
-          build:
-            commands: [echo build >> order.txt]
-          install:
-            commands: [echo install >> order.txt]
-          pre_build:
-            commands: [echo pre >> order.txt]
-        """,
+        tmp_path,
+        {
+            phase: commands(f"echo {word} >> order.txt")
+            for phase, word in [
+                ("post_build", "post"),
+                ("build", "build"),
+                ("install", "install"),
+                ("pre_build", "pre"),
+            ]
+        },
     )
     result = run_stage(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -74,22 +77,12 @@ def test_phases_run_in_codebuild_order(tmp_path: Path) -> None:
 
 def test_directory_exports_and_shell_variables_carry_over_between_commands_and_phases(tmp_path: Path) -> None:
     write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        env:
-          variables:
-            GREETING: hello
-        phases:
-          install:
-            commands:
-              - mkdir -p sub && cd sub
-              - export EXPORTED=one
-              - PLAIN=two
-          build:
-            commands:
-              - echo "$GREETING $EXPORTED $PLAIN $(basename "$PWD")" > ../carried.txt
-        """,
+        tmp_path,
+        {
+            "install": commands("mkdir -p sub && cd sub", "export EXPORTED=one", "PLAIN=two"),
+            "build": commands('echo "$GREETING $EXPORTED $PLAIN $(basename "$PWD")" > ../carried.txt'),
+        },
+        env={"variables": {"GREETING": "hello"}},
     )
     result = run_stage(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -97,40 +90,17 @@ def test_directory_exports_and_shell_variables_carry_over_between_commands_and_p
 
 
 def test_environment_overrides_buildspec_variables(tmp_path: Path) -> None:
-    write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        env:
-          variables:
-            ENV: prod
-        phases:
-          build:
-            commands: [echo "$ENV" > env.txt]
-        """,
-    )
+    write_stage(tmp_path, {"build": commands('echo "$ENV" > env.txt')}, env={"variables": {"ENV": "prod"}})
     assert run_stage(tmp_path, env={"ENV": "staging"}).returncode == 0
     assert (tmp_path / "src" / "env.txt").read_text().strip() == "staging"
 
 
 def test_failing_build_fails_the_stage_but_post_build_and_finally_still_run(tmp_path: Path) -> None:
-    write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        phases:
-          build:
-            commands:
-              - echo before >> log.txt
-              - exit 3
-              - echo never >> log.txt
-            finally:
-              - echo finally >> log.txt
-          post_build:
-            commands:
-              - echo "post succeeding=$CODEBUILD_BUILD_SUCCEEDING" >> log.txt
-        """,
-    )
+    build = commands("echo before >> log.txt", "exit 3", "echo never >> log.txt") | {
+        "finally": ["echo finally >> log.txt"]
+    }
+    post_build = commands('echo "post succeeding=$CODEBUILD_BUILD_SUCCEEDING" >> log.txt')
+    write_stage(tmp_path, {"build": build, "post_build": post_build})
     result = run_stage(tmp_path)
     assert result.returncode == 1
     assert (tmp_path / "src" / "log.txt").read_text().splitlines() == ["before", "finally", "post succeeding=0"]
@@ -140,17 +110,8 @@ def test_failing_build_fails_the_stage_but_post_build_and_finally_still_run(tmp_
 
 def test_failing_pre_build_skips_the_later_phases(tmp_path: Path) -> None:
     write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        phases:
-          pre_build:
-            commands: [exit 1]
-          build:
-            commands: [touch built]
-          post_build:
-            commands: [touch posted]
-        """,
+        tmp_path,
+        {"pre_build": commands("exit 1"), "build": commands("touch built"), "post_build": commands("touch posted")},
     )
     assert run_stage(tmp_path).returncode == 1
     assert not (tmp_path / "src" / "built").exists()
@@ -159,16 +120,7 @@ def test_failing_pre_build_skips_the_later_phases(tmp_path: Path) -> None:
 
 def test_on_failure_continue_runs_the_next_phase_and_still_fails_the_stage(tmp_path: Path) -> None:
     write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        phases:
-          install:
-            on-failure: CONTINUE
-            commands: [exit 1]
-          pre_build:
-            commands: [touch continued]
-        """,
+        tmp_path, {"install": commands("exit 1", on_failure="CONTINUE"), "pre_build": commands("touch continued")}
     )
     assert run_stage(tmp_path).returncode == 1
     assert (tmp_path / "src" / "continued").exists()
@@ -176,18 +128,9 @@ def test_on_failure_continue_runs_the_next_phase_and_still_fails_the_stage(tmp_p
 
 def test_phases_option_runs_only_the_selected_phases(tmp_path: Path) -> None:
     write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        env:
-          parameter-store:
-            NEEDS_AWS: /project/never-read
-        phases:
-          install:
-            commands: [touch installed]
-          build:
-            commands: [touch built]
-        """,
+        tmp_path,
+        {"install": commands("touch installed"), "build": commands("touch built")},
+        env={"parameter-store": {"NEEDS_AWS": "/project/never-read"}},
     )
     result = run_stage(tmp_path, "--phases", "install", "--skip-parameter-store")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -196,25 +139,21 @@ def test_phases_option_runs_only_the_selected_phases(tmp_path: Path) -> None:
 
 
 def test_wrong_version_is_refused_with_the_fix(tmp_path: Path) -> None:
-    write_stage(tmp_path / "spec", "version: 0.1\nphases:\n  build:\n    commands: [true]\n")
+    write_stage(tmp_path, {"build": commands("true")}, version=0.1)
     result = run_stage(tmp_path)
     assert result.returncode == 2
     assert "version: 0.2" in result.stderr
 
 
-def test_parameter_store_value_taken_from_the_environment_when_set(tmp_path: Path) -> None:
+def echo_parameter(tmp_path: Path, variable: str, name: str) -> None:
+    """A stage whose build writes one parameter-store variable to uri.txt."""
     write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        env:
-          parameter-store:
-            IMAGE_URI: /project/train-image-uri
-        phases:
-          build:
-            commands: [echo "$IMAGE_URI" > uri.txt]
-        """,
+        tmp_path, {"build": commands(f'echo "${variable}" > uri.txt')}, env={"parameter-store": {variable: name}}
     )
+
+
+def test_parameter_store_value_taken_from_the_environment_when_set(tmp_path: Path) -> None:
+    echo_parameter(tmp_path, "IMAGE_URI", "/project/train-image-uri")
     result = run_stage(tmp_path, env={"IMAGE_URI": "from-env", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "src" / "uri.txt").read_text().strip() == "from-env"
@@ -235,18 +174,7 @@ def moto_ssm(aws_env, moto_url) -> dict[str, str]:
 
 
 def test_parameter_store_values_are_read_from_ssm(tmp_path: Path, moto_ssm: dict[str, str]) -> None:
-    write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        env:
-          parameter-store:
-            TRAIN_IMAGE_URI: /project/train-image-uri
-        phases:
-          build:
-            commands: [echo "$TRAIN_IMAGE_URI" > uri.txt]
-        """,
-    )
+    echo_parameter(tmp_path, "TRAIN_IMAGE_URI", "/project/train-image-uri")
     result = run_stage(tmp_path, env=moto_ssm)
     assert result.returncode == 0, result.stdout + result.stderr
     uri = (tmp_path / "src" / "uri.txt").read_text().strip()
@@ -254,22 +182,11 @@ def test_parameter_store_values_are_read_from_ssm(tmp_path: Path, moto_ssm: dict
 
 
 def test_missing_ssm_parameter_names_the_variable_and_the_fix(tmp_path: Path, moto_ssm: dict[str, str]) -> None:
-    write_stage(
-        tmp_path / "spec",
-        """
-        version: 0.2
-        env:
-          parameter-store:
-            MISSING: /project/not-there
-        phases:
-          build:
-            commands: [touch ran]
-        """,
-    )
+    echo_parameter(tmp_path, "MISSING", "/project/not-there")
     result = run_stage(tmp_path, env=moto_ssm)
     assert result.returncode != 0
     assert "env.parameter-store.MISSING" in result.stderr and "/project/not-there" in result.stderr
-    assert not (tmp_path / "src" / "ran").exists()
+    assert not (tmp_path / "src" / "uri.txt").exists()
 
 
 def test_every_stage_buildspec_parses_for_run_stage() -> None:
@@ -315,10 +232,9 @@ def test_check_ci_catches_a_missing_make_target(repo_copy: Path) -> None:
 
 
 def test_check_ci_catches_a_missing_file(repo_copy: Path) -> None:
-    write_stage(
-        repo_copy / "pipeline" / "buildspec",
-        "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -f model/serving/Dockerfile .\n",
-        name="extra",
+    extra = repo_copy / "pipeline" / "buildspec" / "extra.yml"
+    extra.write_text(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -f model/serving/Dockerfile .\n"
     )
     result = check_ci(repo_copy)
     assert result.returncode == 1
