@@ -133,27 +133,8 @@ def registration(args: argparse.Namespace, journal: Journal, clients: dict[str, 
     from catalog.store import ArtifactStore
 
     store = ArtifactStore(clients["s3"], args.bucket, args.prefix, journal)
-    if args.mode == "s3":
-        return S3Registration(
-            s3=clients["s3"],
-            sagemaker=clients["sagemaker"],
-            store=store,
-            journal=journal,
-            domain_id=args.domain_id,
-            studio_origin=args.studio_origin,
-        )
-    return ServiceCatalogRegistration(
-        servicecatalog=clients["servicecatalog"],
-        iam=clients["iam"],
-        store=store,
-        journal=journal,
-        portfolio_name=args.portfolio_name,
-        product_name=args.product_name,
-        provider_name=getattr(args, "provider_name", "ML Platform"),
-        launch_role_arn=getattr(args, "launch_role", ""),
-        principal_arns=getattr(args, "principal", []),
-        region=args.region,
-    )
+    kind = S3Registration if args.mode == "s3" else ServiceCatalogRegistration
+    return kind(args, clients, store, journal)
 
 
 def make_clients(region: str) -> dict[str, Any]:

@@ -35,23 +35,11 @@ def same_rule(left: dict[str, Any], right: dict[str, Any]) -> bool:
 
 
 class S3Registration:
-    def __init__(
-        self,
-        *,
-        s3: Any,
-        sagemaker: Any,
-        store: ArtifactStore,
-        journal: Journal,
-        domain_id: str,
-        studio_origin: str,
-    ) -> None:
-        self.s3 = Api(s3, "s3")
-        self.sagemaker = Api(sagemaker, "sagemaker")
-        self.store = store
-        self.journal = journal
-        self.domain_id = domain_id
-        self.rule = studio_cors_rule(studio_origin)
-        self.domain_arn = ""
+    def __init__(self, args: Any, clients: dict[str, Any], store: ArtifactStore, journal: Journal) -> None:
+        """From the command line's arguments (`--domain-id`, `--studio-origin`) and the boto3 clients."""
+        self.s3, self.sagemaker = Api(clients["s3"], "s3"), Api(clients["sagemaker"], "sagemaker")
+        self.store, self.journal = store, journal
+        self.domain_id, self.rule, self.domain_arn = args.domain_id, studio_cors_rule(args.studio_origin), ""
 
     # --- checks ------------------------------------------------------------------------------------------------
 

@@ -28,30 +28,14 @@ PAGES = ("PageToken", "NextPageToken")
 
 
 class ServiceCatalogRegistration:
-    def __init__(
-        self,
-        *,
-        servicecatalog: Any,
-        iam: Any,
-        store: ArtifactStore,
-        journal: Journal,
-        portfolio_name: str,
-        product_name: str,
-        provider_name: str,
-        launch_role_arn: str,
-        principal_arns: list[str],
-        region: str,
-    ) -> None:
-        self.sc = Api(servicecatalog, "servicecatalog")
-        self.iam = Api(iam, "iam")
-        self.store = store
-        self.journal = journal
-        self.portfolio_name = portfolio_name
-        self.product_name = product_name
-        self.provider_name = provider_name
-        self.launch_role_arn = launch_role_arn
-        self.principal_arns = principal_arns
-        self.region = region
+    def __init__(self, args: Any, clients: dict[str, Any], store: ArtifactStore, journal: Journal) -> None:
+        """From the command line's arguments (portfolio, product, provider, launch role, principals, region)."""
+        self.sc, self.iam = Api(clients["servicecatalog"], "servicecatalog"), Api(clients["iam"], "iam")
+        self.store, self.journal, self.region = store, journal, args.region
+        self.portfolio_name, self.product_name = args.portfolio_name, args.product_name
+        self.provider_name = getattr(args, "provider_name", "ML Platform")
+        self.launch_role_arn = getattr(args, "launch_role", "")
+        self.principal_arns = getattr(args, "principal", [])
 
     # --- checks ------------------------------------------------------------------------------------------------
 
@@ -124,6 +108,19 @@ class ServiceCatalogRegistration:
 
     # --- changes -----------------------------------------------------------------------------------------------
 
+    def product_parameters(self, version: str) -> dict[str, Any]:
+        """CreateProduct's request: the product, tagged visible in Studio, with its first version."""
+        return {
+            "Name": self.product_name,
+            "Owner": self.provider_name,
+            "Distributor": self.provider_name,
+            "Description": "Production ML model repository for SageMaker: toolchain, pipelines, seeded code",
+            "ProductType": PRODUCT_TYPE,
+            "Tags": [{"Key": VISIBILITY_TAG, "Value": "true"}],
+            "ProvisioningArtifactParameters": self.artifact_parameters(version),
+            "IdempotencyToken": str(uuid.uuid4()),
+        }
+
     def artifact_parameters(self, version: str) -> dict[str, Any]:
         key = f"{self.store.prefix}{version}/{PRODUCT_KEY}"
         return {
@@ -133,6 +130,25 @@ class ServiceCatalogRegistration:
             "Type": PRODUCT_TYPE,
             "DisableTemplateValidation": False,
         }
+
+    def op(self, operation: str, resource: str, **params: Any) -> Callable[[], dict[str, Any]]:
+        """A Service Catalog call to run later (a journal step or its undo)."""
+        return lambda: self.sc.call(operation, resource, **params)
+
+    def delete_constraint(self, constraint_id: str) -> Callable[[], dict[str, Any]]:
+        return self.op("delete_constraint", f"constraint {constraint_id}", Id=constraint_id)
+
+    def delete_artifact(self, product_id: str, artifact_id: str) -> Callable[[], dict[str, Any]]:
+        return self.op(
+            "delete_provisioning_artifact",
+            f"product {product_id}",
+            ProductId=product_id,
+            ProvisioningArtifactId=artifact_id,
+        )
+
+    def portfolio_op(self, operation: str, portfolio_id: str, **ids: str) -> Callable[[], dict[str, Any]]:
+        """A call about the portfolio's members (products, principals) to run later."""
+        return self.op(operation, f"portfolio {portfolio_id}", PortfolioId=portfolio_id, **ids)
 
     def _created(self, description: str, create: Callable[[], str], delete: Callable[[str], Any]) -> str | None:
         """A journaled creation: `create` returns the new resource's id, and the undo passes that id to `delete`."""
@@ -168,16 +184,7 @@ class ServiceCatalogRegistration:
             created = self._created(
                 f"create product '{self.product_name}' tagged {VISIBILITY_TAG}=true with version {version}",
                 lambda: self.sc.call(
-                    "create_product",
-                    f"product {self.product_name}",
-                    Name=self.product_name,
-                    Owner=self.provider_name,
-                    Description="Production ML model repository for SageMaker: toolchain, pipelines, seeded code",
-                    Distributor=self.provider_name,
-                    ProductType=PRODUCT_TYPE,
-                    Tags=[{"Key": VISIBILITY_TAG, "Value": "true"}],
-                    ProvisioningArtifactParameters=self.artifact_parameters(version),
-                    IdempotencyToken=str(uuid.uuid4()),
+                    "create_product", f"product {self.product_name}", **self.product_parameters(version)
                 )["ProductViewDetail"]["ProductViewSummary"]["ProductId"],
                 lambda new_id: self.sc.call("delete_product", f"product {new_id}", Id=new_id),
             )
@@ -210,14 +217,6 @@ class ServiceCatalogRegistration:
                 "or pass --replace to replace it."
             )
 
-        def delete_artifact(artifact_id: str):
-            return self.sc.call(
-                "delete_provisioning_artifact",
-                f"product {product_id}",
-                ProductId=product_id,
-                ProvisioningArtifactId=artifact_id,
-            )
-
         self._created(
             f"add version {version} to product '{self.product_name}'",
             lambda: self.sc.call(
@@ -227,12 +226,12 @@ class ServiceCatalogRegistration:
                 Parameters=self.artifact_parameters(version),
                 IdempotencyToken=str(uuid.uuid4()),
             )["ProvisioningArtifactDetail"]["Id"],
-            delete_artifact,
+            lambda artifact_id: self.delete_artifact(product_id, artifact_id)(),
         )
         for old in existing:
             self.journal.change(
                 f"remove the replaced provisioning artifact {old['Id']} of version {version}",
-                lambda old=old: delete_artifact(old["Id"]),
+                self.delete_artifact(product_id, old["Id"]),
             )
         return product_id
 
@@ -242,18 +241,8 @@ class ServiceCatalogRegistration:
             return
         self.journal.change(
             f"add product '{self.product_name}' to portfolio '{self.portfolio_name}'",
-            lambda: self.sc.call(
-                "associate_product_with_portfolio",
-                f"portfolio {portfolio_id}",
-                ProductId=product_id,
-                PortfolioId=portfolio_id,
-            ),
-            lambda: self.sc.call(
-                "disassociate_product_from_portfolio",
-                f"portfolio {portfolio_id}",
-                ProductId=product_id,
-                PortfolioId=portfolio_id,
-            ),
+            self.portfolio_op("associate_product_with_portfolio", portfolio_id, ProductId=product_id),
+            self.portfolio_op("disassociate_product_from_portfolio", portfolio_id, ProductId=product_id),
         )
 
     def ensure_launch_constraint(self, portfolio_id: str, product_id: str, replace: bool, fresh: bool) -> None:
@@ -275,12 +264,7 @@ class ServiceCatalogRegistration:
                     f"or --replace to switch to {self.launch_role_arn}."
                 )
             self.journal.change(
-                f"remove the launch constraint with role {role}",
-                lambda constraint=constraint: self.sc.call(
-                    "delete_constraint",
-                    f"constraint {constraint['ConstraintId']}",
-                    Id=constraint["ConstraintId"],
-                ),
+                f"remove the launch constraint with role {role}", self.delete_constraint(constraint["ConstraintId"])
             )
         box: dict[str, str] = {}
 
@@ -299,7 +283,7 @@ class ServiceCatalogRegistration:
         self.journal.change(
             f"add a launch constraint with role {self.launch_role_arn}",
             create,
-            lambda: self.sc.call("delete_constraint", f"constraint {box['id']}", Id=box["id"]),
+            lambda: self.delete_constraint(box["id"])(),
         )
 
     def ensure_principals(self, portfolio_id: str, fresh: bool) -> None:
@@ -310,19 +294,11 @@ class ServiceCatalogRegistration:
                 continue
             self.journal.change(
                 f"let {arn} use portfolio '{self.portfolio_name}'",
-                lambda arn=arn: self.sc.call(
-                    "associate_principal_with_portfolio",
-                    f"portfolio {portfolio_id}",
-                    PortfolioId=portfolio_id,
-                    PrincipalARN=arn,
-                    PrincipalType="IAM",
+                self.portfolio_op(
+                    "associate_principal_with_portfolio", portfolio_id, PrincipalARN=arn, PrincipalType="IAM"
                 ),
-                lambda arn=arn: self.sc.call(
-                    "disassociate_principal_from_portfolio",
-                    f"portfolio {portfolio_id}",
-                    PortfolioId=portfolio_id,
-                    PrincipalARN=arn,
-                    PrincipalType="IAM",
+                self.portfolio_op(
+                    "disassociate_principal_from_portfolio", portfolio_id, PrincipalARN=arn, PrincipalType="IAM"
                 ),
             )
 
@@ -366,12 +342,7 @@ class ServiceCatalogRegistration:
                     if item["Name"] == version:
                         self.journal.change(
                             f"remove version {version} (provisioning artifact {item['Id']}) from '{self.product_name}'",
-                            lambda item=item: self.sc.call(
-                                "delete_provisioning_artifact",
-                                f"product {product_id}",
-                                ProductId=product_id,
-                                ProvisioningArtifactId=item["Id"],
-                            ),
+                            self.delete_artifact(product_id, item["Id"]),
                         )
                 if version in versions:
                     self.store.remove_version(version)
@@ -390,20 +361,11 @@ class ServiceCatalogRegistration:
             for constraint in self.launch_constraints(portfolio_id, product_id):
                 self.journal.change(
                     f"remove launch constraint {constraint['ConstraintId']}",
-                    lambda constraint=constraint: self.sc.call(
-                        "delete_constraint",
-                        f"constraint {constraint['ConstraintId']}",
-                        Id=constraint["ConstraintId"],
-                    ),
+                    self.delete_constraint(constraint["ConstraintId"]),
                 )
             self.journal.change(
                 f"remove product '{self.product_name}' from portfolio '{self.portfolio_name}'",
-                lambda: self.sc.call(
-                    "disassociate_product_from_portfolio",
-                    f"portfolio {portfolio_id}",
-                    ProductId=product_id,
-                    PortfolioId=portfolio_id,
-                ),
+                self.portfolio_op("disassociate_product_from_portfolio", portfolio_id, ProductId=product_id),
             )
         self.journal.change(
             f"delete product '{self.product_name}' ({product_id})", lambda: self.delete_product(product_id)
@@ -430,15 +392,11 @@ class ServiceCatalogRegistration:
         for arn in self.principals(portfolio_id):
             self.journal.change(
                 f"remove principal {arn} from portfolio '{self.portfolio_name}'",
-                lambda arn=arn: self.sc.call(
-                    "disassociate_principal_from_portfolio",
-                    f"portfolio {portfolio_id}",
-                    PortfolioId=portfolio_id,
-                    PrincipalARN=arn,
-                    PrincipalType="IAM",
+                self.portfolio_op(
+                    "disassociate_principal_from_portfolio", portfolio_id, PrincipalARN=arn, PrincipalType="IAM"
                 ),
             )
         self.journal.change(
             f"delete portfolio '{self.portfolio_name}' ({portfolio_id})",
-            lambda: self.sc.call("delete_portfolio", f"portfolio {portfolio_id}", Id=portfolio_id),
+            self.op("delete_portfolio", f"portfolio {portfolio_id}", Id=portfolio_id),
         )

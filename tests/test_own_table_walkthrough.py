@@ -44,31 +44,36 @@ def walkthrough_commands(doc: str) -> list[list[str]]:
 
 
 def write_table(path: Path, rows: int = 800, seed: int = 11) -> Path:
-    """A learnable churn table: the label follows charges, speed and plan, with noise."""
+    """A learnable churn table: the label follows charges, speed and plan, with noise. One draw per row; each
+    column of HEADER is a function of the row number and the draw (Plan and plan: one value in two cases)."""
     rng = random.Random(seed)
+    columns = {
+        "customer id": lambda i, d: f"C{i:05d}",
+        "monthly charges ($)": lambda i, d: d["charges"] if rng.random() > 0.05 else "",
+        "km/h": lambda i, d: d["speed"],
+        'say "hi"': lambda i, d: rng.choice(["hello", "bonjour"]),
+        "a, b": lambda i, d: rng.choice(["x", "y"]),
+        "größe ✓": lambda i, d: round(rng.gauss(170, 10), 1),
+        LONG_NAME: lambda i, d: rng.randint(1, 3),
+        "Plan": lambda i, d: d["plan"],
+        "plan": lambda i, d: d["plan"].upper(),
+        "Sex": lambda i, d: rng.choice(["F", "M"]),
+        TARGET: lambda i, d: "yes" if d["score"] > 0.4 else "no",
+    }
+    assert list(columns) == HEADER
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADER)
         for i in range(rows):
-            charges = round(rng.uniform(5, 150), 2)
-            speed = rng.randint(0, 130)
-            plan = rng.choice(["basic", "pro", "team plan"])
-            score = 0.05 * (charges - 80) - 0.03 * (speed - 65) + (plan == "basic") + rng.gauss(0, 0.8)
-            writer.writerow(
-                [
-                    f"C{i:05d}",
-                    charges if rng.random() > 0.05 else "",
-                    speed,
-                    rng.choice(["hello", "bonjour"]),
-                    rng.choice(["x", "y"]),
-                    round(rng.gauss(170, 10), 1),
-                    rng.randint(1, 3),
-                    plan,
-                    plan.upper(),
-                    rng.choice(["F", "M"]),
-                    "yes" if score > 0.4 else "no",
-                ]
+            draw = {"charges": round(rng.uniform(5, 150), 2), "speed": rng.randint(0, 130)}
+            draw["plan"] = rng.choice(["basic", "pro", "team plan"])
+            draw["score"] = (
+                0.05 * (draw["charges"] - 80)
+                - 0.03 * (draw["speed"] - 65)
+                + (draw["plan"] == "basic")
+                + rng.gauss(0, 0.8)
             )
+            writer.writerow([make_cell(i, draw) for make_cell in columns.values()])
     return path
 
 

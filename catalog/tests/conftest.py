@@ -233,6 +233,20 @@ def run(clients: dict[str, Any], template_repo: Path) -> Runner:
     return Runner(clients, template_repo)
 
 
+@pytest.fixture
+def dry_run(run: Runner, calls: CallLog):
+    """`register ... --dry-run`: returns the printed plan after checking that it succeeded and changed nothing."""
+
+    def plan(*args: str) -> str:
+        calls.clear()
+        code, out = run("register", *args, "--template-ref", "v0.0.0", "--dry-run")
+        assert code == 0, out
+        assert calls.mutating() == []
+        return out
+
+    return plan
+
+
 _RELEASES: dict[tuple, Any] = {}
 _build_release = catalog.artifacts.build_release
 

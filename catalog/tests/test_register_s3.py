@@ -116,15 +116,11 @@ def test_a_registered_version_with_other_content_is_refused_unless_replaced(run,
     assert answers != before
 
 
-def test_dry_run_prints_the_plan_and_changes_nothing(run, args, clients, bucket, domain_id, calls):
-    calls.clear()
-    code, out = run("register", *args, "--template-ref", "v0.0.0", "--dry-run")
-
-    assert code == 0, out
+def test_dry_run_prints_the_plan_and_changes_nothing(dry_run, args, clients, bucket, domain_id):
+    out = dry_run(*args)
     assert "+ would upload s3://ml-platform-templates/" in out
     assert "+ would tag domain" in out
     assert "Dry run: 5 change(s) planned, nothing changed." in out
-    assert calls.mutating() == []
     assert keys(clients, bucket) == [] and cors(clients, bucket) == []
     assert LOCATION_TAG not in domain_tags(clients, domain_id)
 
@@ -187,12 +183,17 @@ def test_an_untagged_ref_is_refused(run, args):
     assert code == 1 and "is not a tagged release" in out
 
 
-def test_access_denied_midway_is_explained_and_rolled_back(run, args, clients, bucket, domain_id):
-    deny(clients["s3"], "PutBucketCors")
-
+def register_denied(run, args, clients, *denied: tuple[str, str]) -> str:
+    """`register` with these (client, operation) calls refused as AWS refuses them: it fails; returns its output."""
+    for name, operation in denied:
+        deny(clients[name], operation)
     code, out = run("register", *args, "--template-ref", "v0.0.0")
+    assert code == 1, out
+    return out
 
-    assert code == 1
+
+def test_access_denied_midway_is_explained_and_rolled_back(run, args, clients, bucket, domain_id):
+    out = register_denied(run, args, clients, ("s3", "PutBucketCors"))
     assert "the caller lacks s3:PutBucketCORS on s3://ml-platform-templates/sagemaker-projects/" in out
     assert "- undone: upload s3://ml-platform-templates/" in out
     assert "Nothing is left half-registered." in out
@@ -201,12 +202,7 @@ def test_access_denied_midway_is_explained_and_rolled_back(run, args, clients, b
 
 
 def test_what_cannot_be_undone_is_listed_with_the_command_that_removes_it(run, args, clients, bucket, domain_id):
-    deny(clients["sagemaker"], "AddTags")
-    deny(clients["s3"], "DeleteObjects")
-
-    code, out = run("register", *args, "--template-ref", "v0.0.0")
-
-    assert code == 1
+    out = register_denied(run, args, clients, ("sagemaker", "AddTags"), ("s3", "DeleteObjects"))
     assert "the caller lacks sagemaker:AddTags on arn:aws:sagemaker:us-east-1:" in out
     assert "- undone: add the Studio CORS rule" in out
     assert "These changes could not be undone and are still in place:" in out

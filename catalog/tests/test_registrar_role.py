@@ -224,7 +224,9 @@ def test_service_catalog_mode_fails_naming_an_action_missing_from_the_policy(act
     assert f"the caller lacks {action}" in out, out
 
 
-CALL = re.compile(r'self\.(s3|sc|iam|sagemaker)\.(?:call|pages)\(\s*"([a-z0-9_]+)"')
+# A call is self.<client>.call/pages("operation", ...), or a Service Catalog call kept for later:
+# self.op("operation", ...) or self.portfolio_op("operation", ...).
+CALL = re.compile(r'self\.(?:(s3|sc|iam|sagemaker)\.(?:call|pages)|(?:portfolio_)?op)\(\s*"([a-z0-9_]+)"')
 PREFIX_OF = {"s3": "s3", "sc": "servicecatalog", "iam": "iam", "sagemaker": "sagemaker"}
 # Authorised by AWS without an API call of the script's own: tagging an object as it is put, passing the launch
 # role to Service Catalog when the launch constraint is created.
@@ -236,7 +238,8 @@ def test_the_policy_allows_every_call_of_the_script_and_nothing_else():
     UpdateProduct or DisassociatePrincipalFromPortfolio) has its action in the policy, and the policy no other."""
     called = set()
     for path in sorted(POLICY.parent.glob("*.py")):
-        for service, operation in CALL.findall(path.read_text(encoding="utf-8")):
+        for client, operation in CALL.findall(path.read_text(encoding="utf-8")):
+            service = client or "sc"
             name = "".join(word.title() for word in operation.split("_"))
             called.add(ACTION_NAMES.get(name, f"{PREFIX_OF[service]}:{name}"))
     policy = json.loads(POLICY.read_text(encoding="utf-8"))
