@@ -31,20 +31,6 @@ SEED_DIR = CATALOG_DIR / "seed"
 TEMPLATE_PARTS = ("cookiecutter.json", "copier.yml", "hooks", "{{cookiecutter.project_slug}}")
 TOOLCHAIN_PATH = "infra/lib/toolchain.yaml"
 PRODUCT_KEY, TOOLCHAIN_KEY, SEED_KEY = "product.yaml", "toolchain.json", "seed-source.zip"
-# Toolchain parameters the product template sets for each project.
-PRODUCT_PASSES = frozenset(
-    {
-        "SageMakerProjectName",
-        "SageMakerProjectId",
-        "CiProvider",
-        "SourceProvider",
-        "ConnectionArn",
-        "FullRepositoryId",
-        "BranchName",
-        "CodeCommitRepositoryName",
-        "TemplateUpdateTokenSecretArn",
-    }
-)
 # Answers that must come from the SageMaker project, never from the registration.
 PROJECT_ANSWERS = ("project_name", "project_slug")
 GIT_IDENTITY = {
@@ -221,6 +207,17 @@ def render_product(values: dict[str, str], toolchain_parameters: dict[str, str] 
     return text.encode()
 
 
+def product_passes() -> frozenset[str]:
+    """The toolchain parameters that catalog/product.yaml sets for each project: the keys of its Toolchain stack's
+    Parameters, above the @@TOOLCHAIN_PARAMETERS@@ line where a registration's own values go."""
+    text = PRODUCT_TEMPLATE.read_text(encoding="utf-8")
+    marker = TOOLCHAIN_PARAMETERS_LINE.search(text)
+    if marker is None:
+        raise CatalogError("catalog/product.yaml has no @@TOOLCHAIN_PARAMETERS@@ line")
+    block = text[: marker.start()].rsplit("\n      Parameters:\n", 1)[-1]
+    return frozenset(re.findall(r"^ {8}(\w+):", block, re.MULTILINE))
+
+
 def s3_https_url(bucket: str, key: str, region: str) -> str:
     """The URL CloudFormation accepts for a nested stack's TemplateURL."""
     return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
@@ -260,15 +257,16 @@ def build_release(
 def check_toolchain_parameters(release: Release, parameters: dict[str, str]) -> None:
     """Only the toolchain's own parameters, and none the product already passes for each project."""
     declared = json.loads(release.toolchain)["Parameters"]
+    passed = product_passes()
     for key in parameters:
-        if key in PRODUCT_PASSES:
+        if key in passed:
             raise CatalogError(
                 f"--toolchain-parameter {key}=... is set for each project by the product template: leave it out."
             )
         if key not in declared:
             raise CatalogError(
                 f"--toolchain-parameter {key}=... is not a parameter of the toolchain stack: "
-                f"use one of {', '.join(sorted(set(declared) - PRODUCT_PASSES))}."
+                f"use one of {', '.join(sorted(set(declared) - passed))}."
             )
 
 

@@ -130,21 +130,10 @@ class Run:
     seconds: float = 0.0
     refit: dict = field(default_factory=dict)
 
-    @property
-    def build(self) -> Path:
-        return self.folder / "build"
-
-    @property
-    def registry(self) -> Path:
-        return self.folder / "registry"
-
-    @property
-    def card_dir(self) -> Path:
-        return self.folder / "docs"
-
-    @property
-    def baselines(self) -> Path:
-        return self.folder / "baselines"
+    def __post_init__(self) -> None:
+        # The run's own folders for the local pipeline (the model card goes to docs/, as in a repository).
+        self.build, self.registry = self.folder / "build", self.folder / "registry"
+        self.card_dir, self.baselines = self.folder / "docs", self.folder / "baselines"
 
     @property
     def run_dir(self) -> Path:

@@ -179,6 +179,12 @@ def head_to_head(args: argparse.Namespace) -> bool:
     return ok
 
 
+def job(module: str, **options: Path) -> list[str]:
+    """`python -m module --option value ...`: a job as its image runs it (from the project folder)."""
+    flags = [part for name, value in options.items() for part in (f"--{name.replace('_', '-')}", str(value))]
+    return [sys.executable, "-m", module, *flags]
+
+
 def flatness(args: argparse.Namespace) -> bool:
     with tempfile.TemporaryDirectory(prefix="bench-drift-flat-") as tmp:
         work = Path(tmp)
@@ -190,32 +196,25 @@ def flatness(args: argparse.Namespace) -> bool:
             f"({(work / 'current.parquet').stat().st_size / 2**20:.0f} MB)"
         )
         subprocess.run(
-            [
-                sys.executable,
-                str(PROJECT / "monitoring" / "baseline.py"),
-                "--data",
-                str(work / "baseline.parquet"),
-                "--schema",
-                str(work / "schema.json"),
-                "--output-dir",
-                str(work / "baseline"),
-            ],
+            job(
+                "monitoring.drift_baseline",
+                data=work / "baseline.parquet",
+                schema=work / "schema.json",
+                output_dir=work / "baseline",
+            ),
+            cwd=PROJECT,
             check=True,
             capture_output=True,
         )
-        command = [
-            sys.executable,
-            str(PROJECT / "monitoring" / "drift_job.py"),
-            "--baseline-dir",
-            str(work / "baseline"),
-            "--input",
-            str(work / "current.parquet"),
-            "--output-dir",
-            str(work / "out"),
-        ]
+        command = job(
+            "monitoring.drift_job",
+            baseline_dir=work / "baseline",
+            input=work / "current.parquet",
+            output_dir=work / "out",
+        )
         samples: list[float] = []
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
         def sample() -> None:
             status = Path(f"/proc/{process.pid}/status")
