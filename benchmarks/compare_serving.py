@@ -100,6 +100,8 @@ def build_models(project: Path, work: Path) -> tuple[Path, Path, Path]:
 
 
 def reference_command(bench, model_dir: Path, workers: int, log_path: Path):
+    from model.inference.local_server import LocalServer  # the generated repository's server harness
+
     def start(port: int):
         command = [
             sys.executable,
@@ -111,7 +113,7 @@ def reference_command(bench, model_dir: Path, workers: int, log_path: Path):
             "--workers",
             str(workers),
         ]
-        return bench.Server(command, port, log_path=log_path)
+        return LocalServer(command, log_path, port=port, start_timeout=bench.PING_TIMEOUT, append=True)
 
     return start
 

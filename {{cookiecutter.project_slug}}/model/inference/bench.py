@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from model.common import paths
 from model.inference import serve
+from model.inference.local_server import LocalServer, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = paths.REPO_ROOT
@@ -43,82 +43,6 @@ LATENCY_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
 # ------------------------------------------------------------------------------------------------ servers
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_status(port: int, method: str = "GET", path: str = "/ping", timeout: float = 1.0) -> int | None:
-    """One request on a fresh connection; None when nothing answers yet."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
-            head = sock.recv(64)
-    except OSError:
-        return None
-    match = re.match(rb"HTTP/1\.[01] (\d{3})", head)
-    return int(match.group(1)) if match else None
-
-
-class Server:
-    """A server command started in its own process group; `ready_seconds` is process start to first 200 on /ping."""
-
-    def __init__(self, command: list[str], port: int, env: dict | None = None, log_path: Path | None = None):
-        self.port = port
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - closed in stop()
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            command,
-            env={**os.environ, **(env or {})},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + PING_TIMEOUT
-        while time.monotonic() < deadline:
-            if http_status(port, timeout=0.5) == 200:
-                self.ready_seconds = time.perf_counter() - started
-                return
-            if self.process.poll() is not None:
-                self.log.close()
-                raise RuntimeError(f"{command[:3]} exited with {self.process.returncode} (log: {log_path})")
-            time.sleep(0.002)
-        self.stop()
-        raise RuntimeError(f"{command[:3]} did not answer /ping within {PING_TIMEOUT} s (log: {log_path})")
-
-    def pids(self) -> list[int]:
-        return process_tree(self.process.pid)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=PING_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait(timeout=PING_TIMEOUT)
-        self.log.close()
-
-
-def process_tree(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = [root], [root]
-    while frontier:
-        frontier = [pid for pid, parent in parents.items() if parent in frontier]
-        tree += frontier
-    return tree
-
-
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of the processes so far."""
     ticks = 0
@@ -149,7 +73,7 @@ def memory_mb(pids: list[int]) -> tuple[float, float]:
 class MemorySampler:
     """Samples the memory of a process tree every 50 ms in a thread; keeps the peak."""
 
-    def __init__(self, server: Server):
+    def __init__(self, server: LocalServer):
         self.server = server
         self.peak_rss = self.peak_pss = 0.0
         self._stop = threading.Event()
@@ -285,7 +209,7 @@ def benchmark(
     use_wrk: bool,
     cold_starts: int = 5,
 ) -> dict:
-    """`start(port)` returns a running Server; the same figures for any stack, so stacks compare like for like."""
+    """`start(port)` returns a running LocalServer; the same figures for any stack, so stacks compare like for like."""
     starts = []
     for _ in range(cold_starts):
         server = start(free_port())
@@ -399,8 +323,9 @@ def ensure_model(model_dir: Path | None) -> Path:
 def serve_command(model_dir: Path, workers: int | None):
     python = os.environ.get("INFERENCE_PYTHON") or sys.executable  # `make bench`: the inference image's environment
 
-    def start(port: int) -> Server:
-        return Server(serve.local_command(python, model_dir, port, workers), port, log_path=BUILD / "serve.log")
+    def start(port: int) -> LocalServer:
+        command = serve.local_command(python, model_dir, port, workers)
+        return LocalServer(command, BUILD / "serve.log", port=port, start_timeout=PING_TIMEOUT, append=True)
 
     return start
 
