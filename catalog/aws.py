@@ -82,17 +82,17 @@ class Api:
                 raise explain_denied(error, self.service, resource) from error
             raise
 
-    def pages(
-        self, operation: str, resource: str, items: str, token_in: str, token_out: str, **params: Any
-    ) -> Iterator[dict[str, Any]]:
-        """Every item of a paginated listing (the registration's listings are small)."""
-        token = None
-        while True:
-            page = self.call(operation, resource, **params, **({token_in: token} if token else {}))
-            yield from page.get(items, [])
-            token = page.get(token_out)
-            if not token:
-                return
+    def pages(self, operation: str, resource: str, items: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated listing, through botocore's paginator for the operation."""
+        from botocore.exceptions import ClientError
+
+        try:
+            for page in self.client.get_paginator(operation).paginate(**params):
+                yield from page.get(items, [])
+        except ClientError as error:
+            if is_denied(error):
+                raise explain_denied(error, self.service, resource) from error
+            raise
 
 
 def not_found(error: Exception, *codes: str) -> bool:

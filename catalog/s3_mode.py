@@ -108,9 +108,7 @@ class S3Registration:
     # --- domain tag --------------------------------------------------------------------------------------------
 
     def domain_location(self) -> str | None:
-        tags = self.sagemaker.pages(
-            "list_tags", self.domain_arn, "Tags", "NextToken", "NextToken", ResourceArn=self.domain_arn
-        )
+        tags = self.sagemaker.pages("list_tags", self.domain_arn, "Tags", ResourceArn=self.domain_arn)
         return next((tag["Value"] for tag in tags if tag["Key"] == LOCATION_TAG), None)
 
     def set_location(self, value: str | None) -> None:

@@ -24,7 +24,6 @@ def role_name(arn: str) -> str:
 
 
 # Service Catalog listings page with PageToken -> NextPageToken.
-PAGES = ("PageToken", "NextPageToken")
 
 
 class ServiceCatalogRegistration:
@@ -69,7 +68,7 @@ class ServiceCatalogRegistration:
     # --- lookups -----------------------------------------------------------------------------------------------
 
     def find_portfolio(self) -> str | None:
-        for portfolio in self.sc.pages("list_portfolios", "portfolios", "PortfolioDetails", *PAGES):
+        for portfolio in self.sc.pages("list_portfolios", "portfolios", "PortfolioDetails"):
             if portfolio["DisplayName"] == self.portfolio_name:
                 return portfolio["Id"]
         return None
@@ -86,24 +85,22 @@ class ServiceCatalogRegistration:
 
     def launch_constraints(self, portfolio_id: str, product_id: str) -> list[dict[str, Any]]:
         where, ids = f"portfolio {portfolio_id}", {"PortfolioId": portfolio_id, "ProductId": product_id}
-        listing = self.sc.pages("list_constraints_for_portfolio", where, "ConstraintDetails", *PAGES, **ids)
+        listing = self.sc.pages("list_constraints_for_portfolio", where, "ConstraintDetails", **ids)
         return [constraint for constraint in listing if constraint["Type"] == "LAUNCH"]
 
     def principals(self, portfolio_id: str) -> list[str]:
         where = f"portfolio {portfolio_id}"
-        listing = self.sc.pages("list_principals_for_portfolio", where, "Principals", *PAGES, PortfolioId=portfolio_id)
+        listing = self.sc.pages("list_principals_for_portfolio", where, "Principals", PortfolioId=portfolio_id)
         return [principal["PrincipalARN"] for principal in listing]
 
     def product_portfolios(self, product_id: str) -> list[str]:
         where = f"product {product_id}"
-        listing = self.sc.pages("list_portfolios_for_product", where, "PortfolioDetails", *PAGES, ProductId=product_id)
+        listing = self.sc.pages("list_portfolios_for_product", where, "PortfolioDetails", ProductId=product_id)
         return [portfolio["Id"] for portfolio in listing]
 
     def portfolio_products(self, portfolio_id: str) -> list[str]:
         where = f"portfolio {portfolio_id}"
-        listing = self.sc.pages(
-            "search_products_as_admin", where, "ProductViewDetails", *PAGES, PortfolioId=portfolio_id
-        )
+        listing = self.sc.pages("search_products_as_admin", where, "ProductViewDetails", PortfolioId=portfolio_id)
         return [item["ProductViewSummary"]["ProductId"] for item in listing]
 
     # --- changes -----------------------------------------------------------------------------------------------

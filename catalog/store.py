@@ -115,8 +115,6 @@ class ArtifactStore:
                 "list_objects_v2",
                 f"s3://{self.bucket}/{prefix}",
                 "Contents",
-                "ContinuationToken",
-                "NextContinuationToken",
                 Bucket=self.bucket,
                 Prefix=prefix,
             )

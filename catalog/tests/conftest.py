@@ -144,6 +144,10 @@ class Routed:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.moto if name in self.MOTO_OPERATIONS else self.stubbed, name)
 
+    def get_paginator(self, operation: str) -> Any:
+        """botocore's paginator of the client that serves the operation."""
+        return (self.moto if operation in self.MOTO_OPERATIONS else self.stubbed).get_paginator(operation)
+
 
 @pytest.fixture
 def sc_stub(clients: dict[str, Any], calls: CallLog) -> Iterator[Stubber]:
