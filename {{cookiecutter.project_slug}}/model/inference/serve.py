@@ -138,6 +138,7 @@ class InferenceApp:
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         accept = headers.get(b"accept", b"").decode("latin-1")
         entry["content_type"] = content_type
+        entry["bytes"] = len(body)
         predictor.choose_accept(accept)  # refuse an unsupported Accept before doing any work
         columns = predictor.input_fn(body, content_type, self.schema, self.max_payload_bytes)
         predictions = predictor.predict_fn(columns, self.scorer)
