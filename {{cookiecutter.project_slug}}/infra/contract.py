@@ -96,6 +96,21 @@ STACK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "KmsKeyArn",
         "SubnetIds",
         "SecurityGroupIds",
+        "RetrainOnAlarms",
+        "TrainingPipelineName",
+    ),
+    # infra/lib/batch.yaml: release/config.py's batch_stack_parameters
+    "batch": (
+        "ProjectName",
+        "Environment",
+        "ExecutionRoleArn",
+        "KmsKeyArn",
+        "ModelPackageArn",
+        "ImageTag",
+        "ArtifactBucket",
+        "ScheduleExpression",
+        "ScheduledInputKey",
+        "UploadPrefix",
     ),
 }
 

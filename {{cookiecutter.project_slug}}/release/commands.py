@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from release import capacity, config, drift_baselines, formats, preflight, registry, stack
 from release.aws import Clients, Settings, check_account
 from release.config import (
+    BATCH_TEMPLATE,
     FAST_ROLLBACK,
     MONITORING_TEMPLATE,
     ROOT,
@@ -19,6 +20,7 @@ from release.config import (
     MonitoringInputs,
     Project,
     StackInputs,
+    batch_stack_parameters,
     capture_prefix,
     data_capture_uri,
     endpoint_stack_parameters,
@@ -574,3 +576,59 @@ def _check_endpoint_capture(ctx: Context, clients: Clients, env: EnvironmentConf
             f"(DataCaptureEnabled={deployed.get('DataCaptureEnabled', '?')}), not where the drift job reads; "
             f"make deploy ENV={env.name} applies {_relative(env.path)}"
         )
+
+
+# -------------------------------------------------------------------------------------------------- batch
+def batch(ctx: Context, environment: str, tag: str = "") -> str:
+    """Create or update the environment's batch triggers stack: the schedule and the upload rule that start the
+    batch pipeline with the newest Approved package. Returns the stack status, 'UNCHANGED' or 'DRY-RUN'."""
+    env = load_environment(environment)
+    source = f"infra/config/{env.name}.json"
+    if "batch" not in env.data:
+        raise ReleaseError(f"{source} has no batch block", "copy the batch block of infra/config/dev.json")
+    clients = ctx.clients(env.region)
+    check_account(clients, env.account_id, source)
+    values = ctx.settings(clients).get("execution_role_arn", "kms_key_arn", "artifact_bucket", "model_package_group")
+    package = registry.latest_approved(clients.sagemaker, values["model_package_group"])
+    parameters = batch_stack_parameters(
+        ctx.project,
+        env,
+        execution_role_arn=values["execution_role_arn"],
+        kms_key_arn=values["kms_key_arn"],
+        bucket=values["artifact_bucket"],
+        model_package_arn=package.arn,
+        image_tag=image_tag(tag),
+    )
+    body, document = _template(BATCH_TEMPLATE, parameters, "batch")
+    parameters = {**defaults(document), **parameters}
+    stack_name = ctx.project.batch_stack_name(env.name)
+    current = stack.read_stack(clients.cloudformation, stack_name)
+    stack.check_stack_ready(current, stack_name, stack.BATCH)
+    exists = current is not None and current["StackStatus"] not in ("REVIEW_IN_PROGRESS", stack.FAILED_CREATION)
+    ctx.out.say(
+        f"batch: {env.name} scores with {_describe_arn(package.arn)}; schedule "
+        f"{parameters['ScheduleExpression'] or 'none'}; upload prefix {parameters['UploadPrefix'] or 'none'}"
+    )
+    if exists and stack.is_unchanged(clients.cloudformation, current, body, parameters):
+        ctx.out.say(f"{stack_name} already runs this configuration; nothing to do")
+        return "UNCHANGED"
+    if current is not None and current["StackStatus"] == stack.FAILED_CREATION:
+        stack.replace_failed_creation(clients.cloudformation, ctx.out, stack_name, ctx.timeout_seconds, ctx.dry_run)
+    if ctx.dry_run:
+        _show_plan(
+            ctx.out,
+            stack_name,
+            exists,
+            stack.parameters_of(current) if exists else {},
+            parameters,
+            _relative(BATCH_TEMPLATE),
+        )
+        return "DRY-RUN"
+    status = _deploy_stack(
+        ctx, clients, env, stack_name, exists, body, parameters, f"batch: {package.arn}", subject=stack.BATCH
+    )
+    ctx.out.say(
+        f"done: stack {stack_name} {status}; the triggers start pipeline {ctx.project.name}-batch-{env.name}: "
+        f"create or update it with make batch-remote ENV={env.name} INPUT=s3://... (or pipeline.batch_pipeline upsert)"
+    )
+    return status

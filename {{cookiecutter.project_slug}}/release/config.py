@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra import contract
+from infra import contract, environment_checks
 from model.common import paths
 from release.errors import ReleaseError
 
@@ -22,6 +22,7 @@ CONFIG_DIR = contract.CONFIG_DIR
 ENDPOINT_TEMPLATE = contract.LIB / "endpoint.yaml"
 MONITORING_DIR = ROOT / "monitoring"  # absent when the repository was generated without monitoring
 MONITORING_TEMPLATE = contract.LIB / "monitoring.yaml"
+BATCH_TEMPLATE = contract.LIB / "batch.yaml"
 BASELINE_FILES = ("statistics.json", "constraints.json", "schema.json")  # the drift job needs these three
 OPTIONAL_BASELINE_FILES = ("output_statistics.json",)
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -49,6 +50,9 @@ class Project:
 
     def stack_name(self, environment: str) -> str:
         return f"{self.name}-endpoint-{environment}"
+
+    def batch_stack_name(self, environment: str) -> str:
+        return f"{self.name}-batch-{environment}"
 
     def monitoring_stack_name(self, environment: str) -> str:
         return f"{self.name}-monitoring-{environment}"
@@ -119,7 +123,8 @@ FIELDS: dict[str, tuple] = {
 
 # Checked only by the monitor command: the block is unused (and may be absent) in a repository without monitoring.
 MONITORING_FIELDS: dict[str, tuple] = {
-    "monitoring.schedule_expression": _pattern(SCHEDULE, 'an EventBridge Scheduler expression such as "rate(1 hour)"'),
+    # The expression itself is checked as EventBridge Scheduler checks it (infra.environment_checks).
+    "monitoring.schedule_expression": (str, lambda value: True, 'an EventBridge Scheduler expression "rate(1 hour)"'),
     "monitoring.instance_type": _pattern(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
     "monitoring.instance_count": _int_range(1, 1),
     "monitoring.alarm_email": _pattern(EMAIL, 'an email address, or "" for no subscription'),
@@ -171,6 +176,8 @@ def validate_environment(data: Any, environment: str, source: str, monitoring: b
     if monitoring:
         problems += _field_problems(data, MONITORING_FIELDS, source)
         problems += _field_problems(data, OPTIONAL_MONITORING_FIELDS, source, required=False)
+    # Every schedule expression, and the batch and retraining blocks when present (the same checks as `make lint`).
+    problems += [p for p in environment_checks.environment_problems(data, source) if p not in problems]
     if not problems:
         if data["environment"] != environment:
             problems.append(
@@ -329,6 +336,7 @@ class MonitoringInputs:
     capture_s3_uri: str
     reports_s3_uri: str
     baseline_s3_uri: str
+    training_pipeline_name: str = ""
 
 
 def capture_prefix(data_capture_s3_uri: str, endpoint_name: str) -> str:
@@ -386,6 +394,8 @@ def monitoring_stack_parameters(project: Project, env: EnvironmentConfig, inputs
         "KmsKeyArn": inputs.kms_key_arn,
         "SubnetIds": ",".join(network["subnet_ids"]),
         "SecurityGroupIds": ",".join(network["security_group_ids"]),
+        "RetrainOnAlarms": _flag(bool(env.data.get("retraining", {}).get("on_alarms", False))),
+        "TrainingPipelineName": inputs.training_pipeline_name or f"{project.name}-training",
     }
 
 
@@ -396,3 +406,29 @@ FAST_ROLLBACK = {"DeploymentStrategy": "ALL_AT_ONCE", "WaitIntervalSeconds": "0"
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
+
+
+def batch_stack_parameters(
+    project: Project,
+    env: EnvironmentConfig,
+    *,
+    execution_role_arn: str,
+    kms_key_arn: str,
+    bucket: str,
+    model_package_arn: str,
+    image_tag: str,
+) -> dict[str, str]:
+    """The batch stack's parameters (infra/lib/batch.yaml) from the environment's "batch" block."""
+    batch = env.data["batch"]
+    return {
+        "ProjectName": project.name,
+        "Environment": env.name,
+        "ExecutionRoleArn": execution_role_arn,
+        "KmsKeyArn": kms_key_arn,
+        "ModelPackageArn": model_package_arn,
+        "ImageTag": image_tag,
+        "ArtifactBucket": bucket,
+        "ScheduleExpression": batch["schedule_expression"],
+        "ScheduledInputKey": f"{project.name}/batch/{env.name}/input/",
+        "UploadPrefix": batch["upload_prefix"],
+    }

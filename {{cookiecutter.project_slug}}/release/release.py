@@ -1,4 +1,4 @@
-"""Release the model: register, approve, deploy, promote, rollback, status, monitor, preflight.
+"""Release the model: register, approve, deploy, promote, rollback, status, monitor, batch, preflight.
 
     python -m release.release preflight --env staging
     python -m release.release deploy --env staging [--package 7] [--dry-run]
@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     monitor.add_argument("--template", type=Path, default=MONITORING_TEMPLATE, help=argparse.SUPPRESS)
 
+    batch = sub.add_parser("batch", parents=[common], help="create or update the batch triggers stack")
+    batch.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    batch.add_argument("--image-tag", default="", help="tag of the images the optional steps run (default: commit)")
+    batch.add_argument("--timeout", type=float, default=3600, help="seconds to follow the deployment")
+
     preflight = sub.add_parser(
         "preflight", parents=[common], help="read-only: what the account needs before the first deploy"
     )
@@ -112,6 +117,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         commands.rollback(ctx, args.env)
     elif monitoring:
         commands.monitor(ctx, args.env, args.image, args.image_tag)
+    elif args.command == "batch":
+        commands.batch(ctx, args.env, args.image_tag)
     elif args.command == "preflight":
         return 0 if commands.preflight_checks(ctx, args.env, args.connection_arn) else 2
     else:

@@ -48,6 +48,12 @@ MONITORING = Subject(
     after_failed_create="no drift job is scheduled and no alarm watches the endpoint",
     uncertain="the state of the drift job, its schedule and the alarms is uncertain",
 )
+BATCH = Subject(
+    broken="it holds no batch schedule and no upload rule",
+    after_rollback="the batch schedule and upload rule run as before this update",
+    after_failed_create="no batch scoring is scheduled or started by uploads",
+    uncertain="the state of the batch schedule and upload rule is uncertain",
+)
 
 
 def read_stack(cloudformation, name: str) -> dict | None:

@@ -24,7 +24,7 @@ ALARMS_FILE = ROOT / "monitoring" / "alarms" / "alarms.json"
 DRIFT_JOB = ROOT / "monitoring" / "drift_job.py"
 PROJECT = contract.project_settings()[0]
 MONITORING = (ROOT / "monitoring").is_dir()
-STACKS = ["toolchain", "endpoint"] + (["monitoring"] if MONITORING else [])
+STACKS = ["toolchain", "endpoint", "batch"] + (["monitoring"] if MONITORING else [])
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 VARIANT = "AllTraffic"
@@ -45,6 +45,7 @@ CONTRACT_OUTPUTS = {
     },
     "endpoint": {"EndpointName", "EndpointConfigName", "ModelPackageArn"},
     "monitoring": set(),
+    "batch": {"BatchPipelineName"},
 }
 SSM_NAMES = {
     "artifact-bucket",
@@ -121,6 +122,15 @@ def sample_parameters(stack: str, **overrides: str) -> dict[str, str]:
             "BaselineS3Uri": f"s3://{PROJECT}-artifacts/baselines/3/",
             "ReportsS3Uri": f"s3://{PROJECT}-artifacts/monitoring/{PROJECT}-staging",
             "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        },
+        "batch": {
+            "Environment": "staging",
+            "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-sagemaker",
+            "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "ModelPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{PROJECT}/3",
+            "ImageTag": "0123abc",
+            "ArtifactBucket": f"{PROJECT}-artifacts",
+            "ScheduledInputKey": f"{PROJECT}/batch/staging/input/",
         },
     }[stack]
     return {**values, **overrides}

@@ -1,0 +1,121 @@
+"""Schedule expressions and the batch and retraining blocks of infra/config/<env>.json are refused as EventBridge
+Scheduler and CreateTransformJob would refuse them, naming the key and the value (`make lint`, release scripts)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+
+from infra import contract, environment_checks, schedules
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "rate(1 minute)",
+        "rate(5 minutes)",
+        "rate(1 hour)",
+        "rate(12 hours)",
+        "rate(7 days)",
+        "cron(0 6 * * ? *)",
+        "cron(0/15 * ? * MON-FRI *)",
+        "cron(30 22 L * ? 2030)",
+        "cron(0 8 ? JAN,JUL 2#1 *)",
+        "cron(0 8 15W * ? *)",
+        "cron(0 8 ? * 6L *)",
+        "cron(5,35 14 ? * sun *)",
+        "at(2030-01-31T06:00:00)",
+    ],
+)
+def test_expressions_the_scheduler_accepts_pass(expression):
+    assert schedules.problem(expression) is None
+
+
+@pytest.mark.parametrize(
+    "expression,words",
+    [
+        ("rate(1 hours)", "singular"),
+        ("rate(2 hour)", "plural"),
+        ("rate(0 minutes)", "1 or more"),
+        ("rate(5 weeks)", "unit"),
+        ("rate(1.5 hours)", "whole number"),
+        ("cron(0 6 * * *)", "6"),
+        ("cron(0 6 * * * *)", "exactly one"),
+        ("cron(0 6 ? * ? *)", "exactly one"),
+        ("cron(60 6 * * ? *)", "outside 0-59"),
+        ("cron(0 24 * * ? *)", "outside 0-23"),
+        ("cron(0 6 0 * ? *)", "outside 1-31"),
+        ("cron(0 6 ? * MOX *)", "MOX"),
+        ("cron(0 6 ? * 2#6 *)", "1 to 5"),
+        ("cron(0 ? * * ? *)", "only in day"),
+        ("cron(0/0 6 * * ? *)", "increment"),
+        ("cron(0 6 * * ? 1969)", "outside 1970-2199"),
+        ("at(2030-02-30T06:00:00)", "yyyy-mm-dd"),
+        ("every hour", "rate(), cron() or at()"),
+        (" rate(1 hour)", "spaces"),
+        (60, "string"),
+    ],
+)
+def test_expressions_the_scheduler_refuses_are_named(expression, words):
+    issue = schedules.problem(expression)
+    assert issue is not None and words in issue, issue
+
+
+def config(env: str = "dev") -> dict:
+    return json.loads((contract.CONFIG_DIR / f"{env}.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_the_shipped_environment_files_pass(env):
+    assert environment_checks.environment_problems(config(env), f"infra/config/{env}.json") == []
+
+
+def test_retraining_is_off_in_prod_by_default():
+    assert config("prod")["retraining"]["on_alarms"] is False
+
+
+@pytest.mark.parametrize(
+    "key,value,words",
+    [
+        ("batch.schedule_expression", "cron(0 5 * * *)", 'batch.schedule_expression = "cron(0 5 * * *)" has 5'),
+        ("retraining.schedule_expression", "rate(1 days)", 'retraining.schedule_expression = "rate(1 days)"'),
+        ("monitoring.schedule_expression", "hourly", 'monitoring.schedule_expression = "hourly"'),
+        ("batch.BatchStrategy", "MULTI_RECORD", 'batch.BatchStrategy = "MULTI_RECORD" is not allowed'),
+        ("batch.MaxPayloadInMB", 101, "batch.MaxPayloadInMB = 101"),
+        ("batch.MaxConcurrentTransforms", 40, "x batch.MaxPayloadInMB = 6 is 240 MB"),
+        ("batch.DataProcessing.JoinSource", "Output", "batch.DataProcessing.JoinSource"),
+        ("batch.DataProcessing.InputFilter", "[1:]", "JSONPath starting with $"),
+        ("batch.TransformInput.SplitType", "None", "needs batch.TransformInput.SplitType"),
+        ("batch.upload_prefix", "s3://bucket/in/", "batch.upload_prefix"),
+        ("retraining.min_interval_hours", 0, "retraining.min_interval_hours = 0"),
+        ("retraining.on_alarms", "yes", 'retraining.on_alarms = "yes"'),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_key_and_value(key, value, words):
+    data = copy.deepcopy(config())
+    node = data
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+
+    problems = environment_checks.environment_problems(data, "infra/config/dev.json")
+    assert any(words in p for p in problems), problems
+
+
+def test_make_lint_refuses_a_bad_schedule_with_exit_2(tmp_path):
+    data = config()
+    data["batch"]["schedule_expression"] = "rate(1 hours)"
+    (tmp_path / "dev.json").write_text(json.dumps(data), encoding="utf-8")
+    (tmp_path / "prod.json").write_text(json.dumps(config("prod")), encoding="utf-8")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.environment_checks", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert 'infra/config/dev.json: batch.schedule_expression = "rate(1 hours)"' in result.stderr
+    assert "prod.json" not in result.stderr

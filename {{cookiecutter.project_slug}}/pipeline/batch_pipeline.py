@@ -1,0 +1,550 @@
+"""The batch scoring SageMaker Pipeline: approved model package -> model -> Batch Transform [-> attributions]
+[-> data-quality check of the batch against the drift baselines, published as CloudWatch metrics].
+
+    python -m pipeline.batch_pipeline definition --env dev --output build/pipeline/batch-definition.json
+    python -m pipeline.batch_pipeline upsert --env dev --input s3://bucket/prefix/ [--start] [--wait] [--dry-run]
+
+The Transform settings come from the "batch" block of infra/config/<env>.json, named as CreateTransformJob names
+them (infra.environment_checks validates it). The model package is a pipeline parameter, ModelPackageArn: `upsert`
+sets its default to the newest Approved package of the group (or --model-package-arn), so every start without it -
+by hand, by the schedule or by an upload (infra/lib/batch.yaml) - scores with that package; `make batch-deploy`
+runs the upsert again after an approval. The model is created from the package itself (CreateModel with
+ModelPackageName), so SageMaker refuses a package that is not Approved.
+
+The input is InputBucket + InputKey (an object or a key prefix), so an S3 "Object Created" event can pass the
+object's bucket and key straight through. Outputs go under s3://<bucket>/<project>/batch/<env>/<execution id>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra import environment_checks
+from model.common import paths
+from pipeline.sagemaker_pipeline import (
+    SDK_CONFIG,
+    TERMINAL,
+    _not_found,
+    _prepare_sdk_environment,
+    _quiet_sdk,
+    _validate_sdk_config_once,
+    wait,
+)
+from pipeline.sagemaker_settings import (
+    PLACEHOLDER_ACCOUNT,
+    SSM_FLAGS,
+    SSM_PARAMETERS,
+    Settings,
+    UsageError,
+    client_factory,
+    display_path,
+    read_config,
+    read_ssm,
+    resolve_settings,
+)
+
+ROOT = paths.REPO_ROOT
+MONITORING_INCLUDED = (ROOT / "monitoring").is_dir()
+
+CREATE_MODEL_STEP = "CreateBatchModel"
+TRANSFORM_STEP = "ScoreBatch"
+ATTRIBUTIONS_STEP = "ExplainBatch"
+DATA_QUALITY_STEP = "CheckBatchDataQuality"
+PROCESSING = "/opt/ml/processing"
+EXPLAIN_MODULE = "model.train.explain"
+DRIFT_MODULE = "monitoring.drift_job"
+# The MonitoringJob dimension of the batch check's CloudWatch metrics (the scheduled drift job's is "drift").
+DATA_QUALITY_JOB = "batch"
+S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.*)$")
+PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]+/\d+$")
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    base: Settings
+    batch: dict
+    monitoring_namespace: str
+    endpoint_name: str
+    monitoring_image_uri: str | None
+    model_package_arn: str
+    input_bucket: str
+    input_key: str
+
+    @property
+    def pipeline_name(self) -> str:
+        return batch_pipeline_name(self.base.project, self.base.env)
+
+    @property
+    def output_prefix(self) -> str:
+        return f"s3://{self.base.artifact_bucket}/{self.base.project}/batch/{self.base.env}"
+
+    @property
+    def baseline_uri(self) -> str:
+        return f"s3://{self.base.artifact_bucket}/{self.base.project}/monitoring/{self.base.env}/baselines"
+
+    @property
+    def data_quality(self) -> bool:
+        return bool(self.batch["data_quality_check"]) and self.monitoring_image_uri is not None
+
+
+def batch_pipeline_name(project: str, env: str) -> str:
+    """The name infra/lib/batch.yaml's schedule and upload rule start: <project>-batch-<env>."""
+    return f"{project}-batch-{env}"
+
+
+def load_batch(env: str) -> tuple[dict, dict]:
+    """(the batch block, the whole file) of infra/config/<env>.json, validated; a missing block is a usage error."""
+    path, config = read_config(env)
+    source = display_path(path)
+    if not isinstance(config, dict) or "batch" not in config:
+        raise UsageError(
+            f"{source}: no batch block: copy the one of infra/config/dev.json (Batch Transform settings, schedule,"
+            " upload prefix)"
+        )
+    problems = environment_checks.batch_problems(config, source) + environment_checks.schedule_problems(config, source)
+    if problems:
+        raise UsageError("; ".join(problems))
+    return config["batch"], config
+
+
+def split_s3_uri(uri: str, flag: str = "--input") -> tuple[str, str]:
+    match = S3_URI.match(uri or "")
+    if not match:
+        raise UsageError(f"{flag} = {uri!r}: give s3://bucket/key (an object) or s3://bucket/prefix/ (every object)")
+    return match.group(1), match.group(2)
+
+
+def latest_approved_package(client, group: str) -> str:
+    """The newest Approved model package of the group, or a UsageError saying how to get one."""
+    packages = client.list_model_packages(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        ModelPackageType="Versioned",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )["ModelPackageSummaryList"]
+    if not packages:
+        raise UsageError(
+            f"model package group {group} has no Approved package: approve one (make approve-remote PACKAGE=<n>)"
+            " or pass --model-package-arn"
+        )
+    return packages[0]["ModelPackageArn"]
+
+
+def resolve_batch_settings(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None) -> BatchSettings:
+    base = resolve_settings(args, ssm_client_factory)
+    batch, config = load_batch(args.env)
+    monitoring_image = None
+    if MONITORING_INCLUDED:
+        monitoring_image = args.monitoring_image_uri
+        if not monitoring_image and args.use_ssm:
+            client = (ssm_client_factory or client_factory("ssm"))(base.region)
+            monitoring_image = read_ssm(
+                {"monitoring_image_uri": SSM_PARAMETERS_ALL["monitoring_image_uri"]}, base.project, client
+            )["monitoring_image_uri"]
+        monitoring_image = monitoring_image or (
+            f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.{base.region}.amazonaws.com/placeholder-{base.project}-monitoring"
+        )
+    package = args.model_package_arn
+    if package and not PACKAGE_ARN.match(package):
+        raise UsageError(
+            f"--model-package-arn = {package!r}: give a model package ARN such as "
+            f"arn:aws:sagemaker:{base.region}:123456789012:model-package/{base.model_package_group}/3"
+        )
+    if not package:
+        if sagemaker_client is not None or args.use_ssm:
+            client = sagemaker_client or client_factory("sagemaker")(base.region)
+            package = latest_approved_package(client, base.model_package_group)
+        else:
+            account = base.execution_role_arn.split(":")[4] or PLACEHOLDER_ACCOUNT
+            package = f"arn:aws:sagemaker:{base.region}:{account}:model-package/{base.model_package_group}/0"
+    bucket, key = split_s3_uri(args.input) if args.input else (base.artifact_bucket, default_input_key(base))
+    endpoint = config.get("endpoint", {}).get("name", f"{base.project}-{base.env}")
+    return BatchSettings(
+        base=base,
+        batch=batch,
+        monitoring_namespace=monitoring_namespace(base.project),
+        endpoint_name=endpoint,
+        monitoring_image_uri=monitoring_image,
+        model_package_arn=package,
+        input_bucket=bucket,
+        input_key=key,
+    )
+
+
+def monitoring_namespace(project: str) -> str:
+    """The drift metrics' namespace (monitoring/alarms/alarms.json), so the batch check feeds the same alarms."""
+    alarms = ROOT / "monitoring" / "alarms" / "alarms.json"
+    if alarms.is_file():
+        return json.loads(alarms.read_text(encoding="utf-8"))["monitoring_namespace"]
+    return f"{project}/monitoring"
+
+
+SSM_PARAMETERS_ALL = {"monitoring_image_uri": "monitoring-image-uri", **SSM_PARAMETERS}
+
+
+def default_input_key(base: Settings) -> str:
+    """Where scheduled runs read: <project>/batch/<env>/input/ in the artifact bucket."""
+    return f"{base.project}/batch/{base.env}/input/"
+
+
+# ---------------------------------------------------------------------------------------------- definition
+def build_pipeline(settings: BatchSettings, boto_session=None):
+    """The SDK Pipeline object, built offline (the session is given its bucket)."""
+    base, batch = settings.base, settings.batch
+    _prepare_sdk_environment(base.region)
+    import boto3
+    from sagemaker.core.processing import Processor
+    from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
+    from sagemaker.core.transformer import Transformer
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.core.workflow.parameters import ParameterString
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+    from sagemaker.mlops.workflow.model_step import ModelStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import ProcessingStep, TransformStep
+    from sagemaker.serve.model_builder import ModelBuilder
+
+    _quiet_sdk()
+    _validate_sdk_config_once()
+    session = PipelineSession(
+        boto_session=boto_session or boto3.Session(region_name=base.region),
+        default_bucket=base.artifact_bucket,
+        sagemaker_config=SDK_CONFIG,
+    )
+    session._default_bucket = base.artifact_bucket
+
+    package = ParameterString("ModelPackageArn", default_value=settings.model_package_arn)
+    input_bucket = ParameterString("InputBucket", default_value=settings.input_bucket)
+    input_key = ParameterString("InputKey", default_value=settings.input_key)
+    image_tag = ParameterString("ImageTag", default_value=base.image_tag)
+    started_by = ParameterString("StartedBy", default_value="manual")
+    parameters = [package, input_bucket, input_key, image_tag, started_by]
+    input_uri = Join(on="", values=["s3://", input_bucket, "/", input_key])
+
+    def output_uri(name: str):
+        return Join(on="/", values=[settings.output_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, name])
+
+    # The model comes from the package itself: its image and artifact, and SageMaker checks it is Approved. The SDK
+    # builds CreateModel from an image and a model URL; the container is then replaced by the package reference.
+    builder = ModelBuilder(
+        image_uri=f"{base.inference_image_uri}:unused",
+        s3_model_data_url=f"s3://{base.artifact_bucket}/unused/model.tar.gz",
+        role_arn=base.execution_role_arn,
+        sagemaker_session=session,
+        log_level=logging.ERROR,
+    )
+    model_args = builder.build()
+    model_args.create_model_request.pop("PrimaryContainer", None)
+    model_args.create_model_request["Containers"] = [{"ModelPackageName": package}]
+    if base.network.in_vpc:
+        model_args.create_model_request["VpcConfig"] = {
+            "Subnets": list(base.network.subnet_ids),
+            "SecurityGroupIds": list(base.network.security_group_ids),
+        }
+    if base.network.enable_network_isolation:
+        model_args.create_model_request["EnableNetworkIsolation"] = True
+    create_model = ModelStep(
+        name=CREATE_MODEL_STEP,
+        step_args=model_args,
+        description="A SageMaker model from the environment's Approved model package (ModelPackageArn)",
+    )
+
+    resources, transform_input = batch["TransformResources"], batch["TransformInput"]
+    transformer = Transformer(
+        model_name=create_model.properties.ModelName,
+        instance_count=resources["InstanceCount"],
+        instance_type=resources["InstanceType"],
+        strategy=batch["BatchStrategy"],
+        assemble_with=batch["TransformOutput"]["AssembleWith"],
+        accept=batch["TransformOutput"]["Accept"],
+        output_path=output_uri("predictions"),
+        max_concurrent_transforms=batch["MaxConcurrentTransforms"],
+        max_payload=batch["MaxPayloadInMB"],
+        base_transform_job_name=f"{base.project}-batch",
+        volume_kms_key=base.kms_key_arn,
+        output_kms_key=base.kms_key_arn,
+        env={"MODEL_PACKAGE_ARN": package},
+        sagemaker_session=session,
+    )
+    processing = batch["DataProcessing"]
+    score = TransformStep(
+        name=TRANSFORM_STEP,
+        description="Batch Transform of the input with the settings of infra/config/<env>.json batch",
+        step_args=transformer.transform(
+            data=input_uri,
+            data_type="S3Prefix",
+            content_type=transform_input["ContentType"],
+            split_type=transform_input["SplitType"],
+            input_filter=processing["InputFilter"],
+            output_filter=processing["OutputFilter"],
+            join_source=processing["JoinSource"],
+        ),
+    )
+    steps = [create_model, score]
+
+    def processor(image, module: str, job: str, env: dict | None = None) -> Processor:
+        from sagemaker.core.network import NetworkConfig
+
+        net = base.network
+        vpc = {"subnets": list(net.subnet_ids), "security_group_ids": list(net.security_group_ids)}
+        vpc = vpc if net.in_vpc else {}
+        return Processor(
+            image_uri=image,
+            instance_count=1,
+            instance_type=base.training.processing_instance_type,
+            entrypoint=["python", "-m", module],
+            max_runtime_in_seconds=base.training.max_runtime_seconds,
+            base_job_name=f"{base.project}-{job}",
+            volume_kms_key=base.kms_key_arn,
+            output_kms_key=base.kms_key_arn,
+            env=env,
+            network_config=NetworkConfig(enable_network_isolation=net.enable_network_isolation, **vpc)
+            if (net.in_vpc or net.enable_network_isolation)
+            else None,
+            role=base.execution_role_arn,
+            sagemaker_session=session,
+        )
+
+    def s3_input(name: str, uri, local: str) -> ProcessingInput:
+        return ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(s3_uri=uri, local_path=local, s3_data_type="S3Prefix", s3_input_mode="File"),
+        )
+
+    def s3_output(name: str, local: str) -> ProcessingOutput:
+        return ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(s3_uri=output_uri(name), local_path=local, s3_upload_mode="EndOfJob"),
+        )
+
+    if batch["attributions"]:
+        # The package's own artifact (model.tar.gz): its ModelDataUrl, as SageMaker resolved it for the model.
+        model_data = create_model.properties.PrimaryContainer.ModelDataUrl
+        explain = ProcessingStep(
+            name=ATTRIBUTIONS_STEP,
+            description="Per-record SHAP attributions of the batch (model/train/explain.py)",
+            step_args=processor(Join(on=":", values=[base.train_image_uri, image_tag]), EXPLAIN_MODULE, "explain").run(
+                inputs=[
+                    s3_input("model", model_data, f"{PROCESSING}/model"),
+                    s3_input("batch", input_uri, f"{PROCESSING}/batch"),
+                ],
+                outputs=[s3_output("attributions", f"{PROCESSING}/attributions")],
+                arguments=[
+                    *("--model", f"{PROCESSING}/model/model.tar.gz", "--data", f"{PROCESSING}/batch"),
+                    *("--output", f"{PROCESSING}/attributions/attributions.csv"),
+                    *("--report", f"{PROCESSING}/attributions/report.md"),
+                ],
+            ),
+            depends_on=[score],
+        )
+        steps.append(explain)
+    if settings.data_quality:
+        check = ProcessingStep(
+            name=DATA_QUALITY_STEP,
+            description="Data quality and drift of the batch input against the drift baselines (monitoring/)",
+            step_args=processor(
+                Join(on=":", values=[settings.monitoring_image_uri, image_tag]),
+                DRIFT_MODULE,
+                "batch-quality",
+                env={"AWS_DEFAULT_REGION": base.region},
+            ).run(
+                inputs=[s3_input("baseline", settings.baseline_uri, f"{PROCESSING}/baseline")],
+                outputs=[s3_output("data-quality", f"{PROCESSING}/output")],
+                arguments=[
+                    *("--baseline-dir", f"{PROCESSING}/baseline", "--input", input_uri),
+                    *("--output-dir", f"{PROCESSING}/output"),
+                    *("--cloudwatch-namespace", settings.monitoring_namespace),
+                    *("--endpoint-name", settings.endpoint_name, "--job-name", DATA_QUALITY_JOB),
+                    "--no-fail-on-violations",
+                ],
+            ),
+        )
+        steps.append(check)
+    return Pipeline(
+        name=settings.pipeline_name,
+        parameters=parameters,
+        steps=steps,
+        sagemaker_session=session,
+        pipeline_experiment_config=None,
+    )
+
+
+def definition_json(settings: BatchSettings) -> dict:
+    return json.loads(build_pipeline(settings).definition())
+
+
+# ------------------------------------------------------------------------------------------------- upsert
+def upsert(client, settings: BatchSettings, definition: dict, out: Callable[[str], None] = print) -> str:
+    from botocore.exceptions import ClientError
+
+    name, role = settings.pipeline_name, settings.base.execution_role_arn
+    body = json.dumps(definition)
+    description = f"{settings.base.project}: batch scoring with {settings.model_package_arn} ({settings.base.env})"
+    try:
+        client.describe_pipeline(PipelineName=name)
+        exists = True
+    except ClientError as exc:
+        if not _not_found(exc):
+            raise
+        exists = False
+    if exists:
+        arn = client.update_pipeline(
+            PipelineName=name, PipelineDefinition=body, PipelineDescription=description[:3072], RoleArn=role
+        )["PipelineArn"]
+        out(f"updated pipeline {name} ({arn})")
+    else:
+        arn = client.create_pipeline(
+            PipelineName=name,
+            PipelineDefinition=body,
+            PipelineDescription=description[:3072],
+            RoleArn=role,
+            ClientRequestToken=str(uuid.uuid4()),
+            Tags=[
+                {"Key": "project", "Value": settings.base.project},
+                {"Key": "environment", "Value": settings.base.env},
+            ],
+        )["PipelineArn"]
+        out(f"created pipeline {name} ({arn})")
+    return arn
+
+
+def start_parameters(settings: BatchSettings, started_by: str = "manual") -> list[dict[str, str]]:
+    """The explicit parameters of a start: the package, the input, the images' tag and who started it."""
+    return [
+        {"Name": "ModelPackageArn", "Value": settings.model_package_arn},
+        {"Name": "InputBucket", "Value": settings.input_bucket},
+        {"Name": "InputKey", "Value": settings.input_key},
+        {"Name": "ImageTag", "Value": settings.base.image_tag},
+        {"Name": "StartedBy", "Value": started_by},
+    ]
+
+
+def check_input_exists(s3, settings: BatchSettings) -> int:
+    """Objects under the input (at most 1000 counted); none is a usage error before anything changes."""
+    from botocore.exceptions import ClientError
+
+    try:
+        found = s3.list_objects_v2(Bucket=settings.input_bucket, Prefix=settings.input_key, MaxKeys=1000)
+    except ClientError as exc:
+        raise UsageError(
+            f"cannot list s3://{settings.input_bucket}/{settings.input_key}: {exc.response['Error'].get('Code')}"
+        ) from None
+    count = found.get("KeyCount", 0)
+    if not count:
+        raise UsageError(
+            f"--input = s3://{settings.input_bucket}/{settings.input_key}: no object there; upload the batch "
+            "(headerless CSV in schema order, as text/csv requests) or give another --input"
+        )
+    return count
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--env", required=True, help="the infra/config/<env>.json to use (batch, network)")
+        sub.add_argument("--region", help="AWS region (default: the config's region, else pyproject.toml's)")
+        sub.add_argument("--image-tag", help="tag of the training and monitoring images (default: git HEAD)")
+        sub.add_argument("--input", help="s3://bucket/key or prefix to score (default: <project>/batch/<env>/input/)")
+        sub.add_argument("--model-package-arn", help="default: the newest Approved package of the group")
+        sub.add_argument("--monitoring-image-uri", help="overrides SSM /<project>/monitoring-image-uri")
+        sub.set_defaults(input_data_url=None)
+        for key, flag in SSM_FLAGS.items():
+            sub.add_argument(flag, dest=key, help=f"overrides SSM /<project>/{SSM_PARAMETERS[key]}")
+
+    definition = commands.add_parser("definition", help="write the batch pipeline definition JSON (offline)")
+    common(definition)
+    definition.add_argument("--output", type=Path, default=ROOT / "build" / "pipeline" / "batch-definition.json")
+    definition.add_argument("--ssm", dest="use_ssm", action="store_true", help="read unset values from AWS")
+
+    up = commands.add_parser("upsert", help="create or update the batch pipeline, optionally start it")
+    common(up)
+    up.add_argument("--start", action="store_true", help="start an execution after the upsert")
+    up.add_argument("--wait", action="store_true", help="follow the execution until it ends (implies --start)")
+    up.add_argument("--dry-run", action="store_true", help="build and show the plan, call nothing")
+    up.add_argument("--poll-seconds", type=float, default=30.0)
+    up.add_argument("--timeout-seconds", type=float, default=6 * 3600.0)
+    return parser
+
+
+def main(argv: list[str] | None = None, sagemaker_client=None, ssm_client_factory=None, s3_client=None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        return run(build_parser().parse_args(argv), sagemaker_client, ssm_client_factory, s3_client)
+    except NoCredentialsError:
+        print("error: no AWS credentials found: configure them, or build the definition offline", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as exc:
+        print(f"error: AWS call failed: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None, s3_client=None) -> int:
+    if args.command == "upsert":
+        args.use_ssm = not args.dry_run
+    try:
+        settings = resolve_batch_settings(args, sagemaker_client if args.use_ssm else None, ssm_client_factory)
+        if settings.base.placeholders:
+            print("note: placeholders for " + ", ".join(settings.base.placeholders), file=sys.stderr)
+        definition = definition_json(settings)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    steps = " -> ".join(s["Name"] for s in definition["Steps"])
+    if args.command == "definition":
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(definition, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {display_path(args.output)}: pipeline {settings.pipeline_name}, steps {steps}")
+        return 0
+    starting = args.start or args.wait
+    if args.dry_run:
+        print(f"dry run: would upsert{' and start' if starting else ''} pipeline {settings.pipeline_name} ({steps})")
+        rows = [("parameter", "value")] + [(p["Name"], p["Value"]) for p in start_parameters(settings)]
+        width = max(len(r[0]) for r in rows)
+        for name, value in rows:
+            print(f"  {name:<{width}}  {value}")
+        print(f"  outputs under {settings.output_prefix}/<execution id>/")
+        return 0
+    client = sagemaker_client or client_factory("sagemaker")(settings.base.region)
+    if starting:  # before the upsert: an empty input stops the run before any change
+        try:
+            count = check_input_exists(s3_client or client_factory("s3")(settings.base.region), settings)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"input s3://{settings.input_bucket}/{settings.input_key}: {count} object(s)")
+    upsert(client, settings, definition)
+    if not starting:
+        return 0
+    execution = client.start_pipeline_execution(
+        PipelineName=settings.pipeline_name,
+        PipelineExecutionDisplayName=f"{settings.base.env}-batch-{int(time.time())}",
+        PipelineParameters=start_parameters(settings),
+        ClientRequestToken=str(uuid.uuid4()),
+    )["PipelineExecutionArn"]
+    print(f"started execution {execution} with {settings.model_package_arn}")
+    if not args.wait:
+        return 0
+    status = wait(client, execution, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout_seconds)
+    return 0 if status == "Succeeded" else 1
+
+
+__all__ = ["TERMINAL", "batch_pipeline_name", "build_pipeline", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
