@@ -68,6 +68,34 @@ def run_module(module: str, args: list[str], env: dict | None = None) -> None:
         raise StepFailed(f"{module} exited with {result.returncode}: {detail}")
 
 
+def stage_training_job(opt_ml: Path, processing: Path, schema: Path, hyperparameters: dict[str, str]) -> None:
+    """The /opt/ml tree a SageMaker training job sees: hyperparameters.json (string values) and the channels."""
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2) + "\n", encoding="utf-8")
+    for channel in ("train", "validation"):
+        shutil.copytree(processing / channel, opt_ml / "input" / "data" / channel)
+    shutil.copyfile(schema, _mkdir(opt_ml / "input" / "data" / "config") / "schema.json")
+
+
+def run_training_job(opt_ml: Path, job_name: str) -> str:
+    """train.py under the training contract (`train` in an /opt/ml-shaped folder); returns its log (what a training
+    job sends to CloudWatch). A failure raises StepFailed with the job's FailureReason (/opt/ml/output/failure)."""
+    env = {**os.environ, "OPT_ML_ROOT": str(opt_ml), "TRAINING_JOB_NAME": job_name}
+    result = subprocess.run(
+        [sys.executable, "-m", "model.train.train", "train"], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        failure = opt_ml / "output" / "failure"
+        detail = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise StepFailed(
+            failure.read_text(encoding="utf-8")
+            if failure.is_file()
+            else f"train.py exited with {result.returncode}: {detail}"
+        )
+    return result.stdout + result.stderr
+
+
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     line = "+".join("-" * (w + 2) for w in widths)
@@ -113,19 +141,9 @@ def run(
     data_report = json.loads((processing / "report" / "data_report.json").read_text(encoding="utf-8"))
 
     with progress.step("train"):
-        config = opt_ml / "input" / "config"
-        config.mkdir(parents=True)
-        shutil.copyfile(config_dir / "hyperparameters.json", config / "hyperparameters.json")
-        for channel in ("train", "validation"):
-            shutil.copytree(processing / channel, opt_ml / "input" / "data" / channel)
-        shutil.copyfile(config_dir / "schema.json", _mkdir(opt_ml / "input" / "data" / "config") / "schema.json")
-        try:
-            run_module(
-                "model.train.train", ["train"], env={"OPT_ML_ROOT": str(opt_ml), "TRAINING_JOB_NAME": f"local-{run_id}"}
-            )
-        except StepFailed as exc:
-            failure = opt_ml / "output" / "failure"
-            raise StepFailed(failure.read_text(encoding="utf-8") if failure.is_file() else str(exc)) from None
+        hyperparameters = json.loads((config_dir / "hyperparameters.json").read_text(encoding="utf-8"))
+        stage_training_job(opt_ml, processing, config_dir / "schema.json", hyperparameters)
+        run_training_job(opt_ml, f"local-{run_id}")
 
     with progress.step("evaluate"):
         run_module(

@@ -1,4 +1,4 @@
-"""The SageMaker Pipeline: prepare -> train -> evaluate -> gates -> register (PendingManualApproval) or fail.
+"""The SageMaker Pipeline: prepare -> train (or tune) -> evaluate -> gates -> register (PendingManualApproval) or fail.
 
 Defined with the SageMaker Python SDK (v3). Every job runs the repository's own training image, tagged with the git
 commit, and the same scripts as `make pipeline`: prepare.py (validate and split), train.py (the training contract),
@@ -48,6 +48,7 @@ ROOT = paths.REPO_ROOT
 # Step names, as they appear in SageMaker Studio and in `list_pipeline_execution_steps`.
 PREPARE_STEP = "PrepareData"
 TRAIN_STEP = "TrainModel"
+TUNE_STEP = "TuneModel"  # replaces TrainModel when model/config/tuning.json enables tuning for the environment
 EVALUATE_STEP = "EvaluateModel"
 GATES_STEP = "CheckGates"
 REGISTER_STEP = "RegisterModel"
@@ -295,18 +296,24 @@ def build_pipeline(settings: Settings, boto_session=None):
         networking=networking,
         **shared,
     )
-    train = TrainingStep(
-        name=TRAIN_STEP,
-        description="Run train.py in the training image under SageMaker's training contract",
-        step_args=trainer.train(
-            input_data_config=[
-                InputData(channel_name="train", data_source=split_uri["train"]),
-                InputData(channel_name="validation", data_source=split_uri["validation"]),
-            ]
-        ),
-        cache_config=cache,
-    )
-    model_uri = train.properties.ModelArtifacts.S3ModelArtifacts
+    channels = [
+        InputData(channel_name="train", data_source=split_uri["train"]),
+        InputData(channel_name="validation", data_source=split_uri["validation"]),
+    ]
+    if settings.tuning is None:
+        train = TrainingStep(
+            name=TRAIN_STEP,
+            description="Run train.py in the training image under SageMaker's training contract",
+            step_args=trainer.train(input_data_config=channels),
+            cache_config=cache,
+        )
+        model_uri = train.properties.ModelArtifacts.S3ModelArtifacts
+    else:
+        train = tuning_step(settings, trainer, channels, cache)
+        # The best training job's model.tar.gz: <S3OutputPath>/<training job name>/output/model.tar.gz.
+        model_uri = train.get_top_model_s3_uri(
+            top_k=0, s3_bucket=settings.artifact_bucket, prefix=f"{settings.project}/pipeline/training"
+        )
 
     evaluation_report = PropertyFile(name=EVALUATION_PROPERTY_FILE, output_name=EVALUATION_OUTPUT, path=EVALUATION_FILE)
     evaluate = ProcessingStep(
@@ -391,6 +398,61 @@ def build_pipeline(settings: Settings, boto_session=None):
         # needs sagemaker:CreateExperiment/CreateTrial/AssociateTrialComponent the execution role does not have.
         # Lineage (jobs, artifact, package) is tracked by SageMaker ML Lineage without it.
         pipeline_experiment_config=None,
+    )
+
+
+def tuning_step(settings: Settings, trainer, channels: list, cache):
+    """A TuningStep over model/config/tuning.json's ranges: the trainer's training jobs, train.py's metric lines.
+
+    The static hyperparameters are hyperparameters.json without the tuned keys. The SDK (3.27.0) builds the tuning
+    job's ResourceConfig from the instance type, count and volume size only, and drops network isolation, so the
+    step adds the environment's KMS key and isolation back: every tuning trial runs like the training step's job.
+    """
+    from sagemaker.core.parameter import CategoricalParameter, ContinuousParameter, IntegerParameter
+    from sagemaker.mlops.workflow.steps import TuningStep
+    from sagemaker.train.tuner import HyperparameterTuner
+
+    tc = settings.tuning
+    ranges = {}
+    for r in tc.ranges:
+        if r.kind == "Categorical":
+            ranges[r.name] = CategoricalParameter(list(r.values))
+        else:
+            kind = ContinuousParameter if r.kind == "Continuous" else IntegerParameter
+            ranges[r.name] = kind(r.as_strings(r.min_value), r.as_strings(r.max_value), scaling_type=r.scaling_type)
+    tuner = HyperparameterTuner(
+        model_trainer=trainer,
+        objective_metric_name=tc.objective_metric,
+        objective_type=tc.objective_type,
+        hyperparameter_ranges=ranges,
+        metric_definitions=tc.metric_definitions(),
+        strategy=tc.strategy,
+        max_jobs=tc.max_jobs,
+        max_parallel_jobs=tc.max_parallel_jobs,
+        random_seed=tc.random_seed,
+    )
+    isolation = settings.network.enable_network_isolation
+    kms_key = settings.kms_key_arn
+
+    class _TuningStep(TuningStep):
+        @property
+        def arguments(self):
+            request = super().arguments
+            definition = request["TrainingJobDefinition"]
+            if kms_key:
+                definition.setdefault("ResourceConfig", {})["VolumeKmsKeyId"] = kms_key
+            if isolation:
+                definition["EnableNetworkIsolation"] = True
+            return request
+
+    return _TuningStep(
+        name=TUNE_STEP,
+        description=(
+            f"Tune train.py's hyperparameters ({tc.strategy}, {tc.trials} jobs, {tc.objective_type} "
+            f"{tc.objective_metric}; model/config/tuning.json)"
+        ),
+        step_args=tuner.tune(inputs=channels),
+        cache_config=cache,
     )
 
 

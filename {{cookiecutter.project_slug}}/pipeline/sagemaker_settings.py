@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra import contract
-from model.common import image_formats, paths
+from model.common import image_formats, paths, tuning_config
 
 ROOT = paths.REPO_ROOT
 CONFIG_DIR = contract.CONFIG_DIR
+TUNING_FILE = paths.TUNING_FILE
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+(\.[a-z0-9-]+)+$")
 MAX_RUNTIME_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]+$")
@@ -89,6 +90,8 @@ class Settings:
     kms_key_arn: str | None = None
     placeholders: tuple[str, ...] = field(default=())
     network: Network = field(default=Network())
+    # model/config/tuning.json when it enables tuning for this environment: the training step becomes a tuning step.
+    tuning: tuning_config.TuningConfig | None = None
 
 
 def project_settings(root: Path = ROOT) -> tuple[str, str]:
@@ -235,6 +238,31 @@ def load_hyperparameters(path: Path = paths.HYPERPARAMETERS_FILE) -> dict[str, s
     return values
 
 
+def load_tuning(env: str, baseline: Mapping, path: Path | None = None, config_dir: Path | None = None):
+    """tuning.json's search when it is enabled for `env`, else None (also when the file does not exist).
+
+    The file is checked in full either way (structure, ranges, counts, objective against the gates), and an
+    environment it enables must have an infra/config/<env>.json, so a misspelt name cannot silently leave tuning
+    off. Whether each range's values are hyperparameters train.py accepts is `make lint`'s check
+    (model.train.check_tuning), which the build stage runs before any pipeline is upserted.
+    """
+    path = path or TUNING_FILE
+    if not path.is_file():
+        return None
+    try:
+        config = tuning_config.load(path, baseline)
+    except tuning_config.TuningConfigError as exc:
+        raise UsageError(str(exc)) from None
+    known = sorted(p.stem for p in (config_dir or CONFIG_DIR).glob("*.json"))
+    for name, enabled in config.environments.items():
+        if enabled and name not in known:
+            raise UsageError(
+                f"{display_path(path)}: environments.{name}: no infra/config/{name}.json; name one of "
+                f"{', '.join(known)}"
+            )
+    return config if config.enabled_for(env) else None
+
+
 def inference_image_format(hyperparameters: Mapping[str, str]) -> str:
     """The inference image the build stage builds for model_format: skops -> skops, auto/onnx -> onnx."""
     return image_formats.image_format(hyperparameters.get("model_format", "auto"))
@@ -337,13 +365,14 @@ def resolve_settings(args: argparse.Namespace, ssm_client_factory: Callable[[str
                 f"{SSM_FLAGS[key]} = {values[key]!r}: give the repository URI without a tag; the tag is --image-tag"
             )
     tag = args.image_tag or git_commit() or "latest"
+    baseline = json.loads(paths.GATES_FILE.read_text(encoding="utf-8"))
     return Settings(
         project=project,
         env=args.env,
         region=region,
         training=training,
         hyperparameters=load_hyperparameters(),
-        baseline=json.loads(paths.GATES_FILE.read_text(encoding="utf-8")),
+        baseline=baseline,
         artifact_bucket=bucket,
         execution_role_arn=values["execution_role_arn"],
         train_image_uri=values["train_image_uri"],
@@ -355,6 +384,7 @@ def resolve_settings(args: argparse.Namespace, ssm_client_factory: Callable[[str
         kms_key_arn=values.get("kms_key_arn") or None,
         placeholders=tuple(placeholders),
         network=load_network(args.env),
+        tuning=load_tuning(args.env, baseline),
     )
 
 

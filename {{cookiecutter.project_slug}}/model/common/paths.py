@@ -17,6 +17,7 @@ CONFIG_DIR = MODEL_PACKAGE / "config"
 SCHEMA_FILE = CONFIG_DIR / "schema.json"
 GATES_FILE = CONFIG_DIR / "baseline.json"
 HYPERPARAMETERS_FILE = CONFIG_DIR / "hyperparameters.json"
+TUNING_FILE = CONFIG_DIR / "tuning.json"
 MODEL_CARD_FILE = CONFIG_DIR / "model_card.json"
 
 # The repository checkout (the editable install's root). In an image only the packages are installed, and these

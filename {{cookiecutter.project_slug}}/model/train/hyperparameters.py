@@ -87,8 +87,10 @@ SPECS: dict[str, Spec] = {
         help="auto: ONNX when the estimator converts and matches, else skops",
     ),
 }
-# Keys SageMaker's script mode adds on its own; they are not ours to validate.
+# Keys SageMaker adds on its own; they are not ours to validate: script mode's sagemaker_* keys, and the objective
+# metric's name that a hyperparameter tuning job adds to the hyperparameters of every training job it launches.
 RESERVED_PREFIX = "sagemaker_"
+RESERVED_KEYS = ("_tuning_objective_metric",)
 
 
 def _unquote(value: object) -> str:
@@ -108,7 +110,7 @@ def parse(raw: Mapping[str, object]) -> dict:
     """Raw string hyperparameters -> typed values with defaults filled in."""
     if not isinstance(raw, Mapping):
         raise HyperparameterError(f"hyperparameters must be a JSON object of strings, got {type(raw).__name__}")
-    unknown = sorted(k for k in raw if k not in SPECS and not k.startswith(RESERVED_PREFIX))
+    unknown = sorted(k for k in raw if k not in SPECS and k not in RESERVED_KEYS and not k.startswith(RESERVED_PREFIX))
     if unknown:
         raise HyperparameterError(
             f"unknown hyperparameter {unknown[0]!r} = {raw[unknown[0]]!r}: known ones are {', '.join(SPECS)} "

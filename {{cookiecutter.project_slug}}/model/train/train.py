@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.common import metrics, model_artifact, paths
+from model.common import metrics, model_artifact, paths, tuning_config
 from model.common.data_contract import DataValidationError, Schema, SchemaError
 from model.train import dataset
 from model.train import hyperparameters as hp
@@ -141,6 +141,9 @@ def run(
     else:
         probabilities, values = None, pipeline.predict(frame)
     scores = metrics.quality_metrics(schema, check.target, values, probabilities)
+    # One line per metric, in the form the tuning job's metric definitions (and `make tune`) read from this log.
+    for name, value in scores.items():
+        log.info("%s", tuning_config.metric_line("validation" if validation else "train", name, value))
     metadata = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),

@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 
 from pipeline import sagemaker_pipeline as sp
 from pipeline import sagemaker_settings as ss
+from pipeline.tests.conftest import NetworkUsed
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, _ = ss.project_settings()
@@ -37,27 +38,6 @@ ALL_FLAGS = [
     *("--train-image-uri", TRAIN_REPO, "--inference-image-uri", INFERENCE_REPO, "--pipeline-name", "flagged"),
     *("--kms-key-arn", "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
 ]
-
-
-class NetworkUsed(AssertionError):
-    pass
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any outgoing connection (an AWS call, telemetry) fails the test."""
-    attempts = []
-
-    def refuse(self, address, *args, **kwargs):
-        attempts.append(address)
-        raise NetworkUsed(f"connection attempted to {address}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return attempts
 
 
 @pytest.fixture(scope="module")
