@@ -122,7 +122,7 @@ def bake_and_edit(clone: Path, previous: str, project: Path) -> dict[str, bytes]
     (project / "model" / "tests" / "test_fraud_team.py").write_text(team_test, encoding="utf-8")
     if packaged and "*.egg-info/" not in (project / ".gitignore").read_text(encoding="utf-8"):
         # v0.3.0's `make setup` leaves the editable install's metadata untracked, and the update refuses an
-        # untracked file: the step CHANGELOG 0.3.1's upgrade notes give teams on v0.3.0.
+        # untracked file: the step CHANGELOG 0.4.0's upgrade notes give teams on v0.3.0.
         append(project / ".gitignore", "*.egg-info/\n")
     git(project, "add", "--all")
     git(project, "commit", "--quiet", "--no-verify", "--message", "Team edits")

@@ -98,6 +98,8 @@ STACK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "SecurityGroupIds",
         "RetrainOnAlarms",
         "TrainingPipelineName",
+        "RetrainScheduleExpression",
+        "RetrainMinIntervalHours",
     ),
     # infra/lib/batch.yaml: release/config.py's batch_stack_parameters
     "batch": (
@@ -111,6 +113,7 @@ STACK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "ScheduleExpression",
         "ScheduledInputKey",
         "UploadPrefix",
+        "ModelDataUrl",
     ),
 }
 

@@ -78,6 +78,11 @@ class BatchSettings:
     model_package_arn: str
     input_bucket: str
     input_key: str
+    model_data_url: str = ""  # the package's model.tar.gz (ModelDataUrl), with attributions only
+
+    @property
+    def attributions(self) -> bool:
+        return bool(self.batch["attributions"])
 
     @property
     def pipeline_name(self) -> str:
@@ -141,6 +146,19 @@ def latest_approved_package(client, group: str) -> str:
     return packages[0]["ModelPackageArn"]
 
 
+def package_model_data_url(client, arn: str) -> str:
+    """The package's model artifact: InferenceSpecification.Containers[0].ModelDataUrl (DescribeModelPackage)."""
+    containers = client.describe_model_package(ModelPackageName=arn).get("InferenceSpecification", {})
+    url = (containers.get("Containers") or [{}])[0].get("ModelDataUrl", "")
+    if not url.endswith("/model.tar.gz"):
+        raise UsageError(
+            f"model package {arn} has ModelDataUrl {url or 'none'!r}, not a model.tar.gz: batch.attributions needs "
+            "the package's artifact; register the package from the training job's model.tar.gz or set "
+            "batch.attributions to false"
+        )
+    return url
+
+
 def resolve_batch_settings(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None) -> BatchSettings:
     base = resolve_settings(args, ssm_client_factory)
     batch, config = load_batch(args.env)
@@ -161,13 +179,28 @@ def resolve_batch_settings(args: argparse.Namespace, sagemaker_client=None, ssm_
             f"--model-package-arn = {package!r}: give a model package ARN such as "
             f"arn:aws:sagemaker:{base.region}:123456789012:model-package/{base.model_package_group}/3"
         )
+    online = sagemaker_client is not None or args.use_ssm
     if not package:
-        if sagemaker_client is not None or args.use_ssm:
+        if online:
             client = sagemaker_client or client_factory("sagemaker")(base.region)
             package = latest_approved_package(client, base.model_package_group)
         else:
             account = base.execution_role_arn.split(":")[4] or PLACEHOLDER_ACCOUNT
             package = f"arn:aws:sagemaker:{base.region}:{account}:model-package/{base.model_package_group}/0"
+    model_data_url = ""
+    if batch["attributions"]:
+        if batch["TransformInput"]["ContentType"] != "text/csv":
+            raise UsageError(
+                f"batch.attributions = true with batch.TransformInput.ContentType = "
+                f"{batch['TransformInput']['ContentType']!r}: the attributions step reads headerless text/csv; "
+                "use text/csv or set batch.attributions to false"
+            )
+        if online:
+            model_data_url = package_model_data_url(
+                sagemaker_client or client_factory("sagemaker")(base.region), package
+            )
+        else:  # an offline definition is never upserted: upsert resolves the package's artifact
+            model_data_url = f"s3://{base.artifact_bucket}/{base.project}/placeholder-model-data/model.tar.gz"
     bucket, key = split_s3_uri(args.input) if args.input else (base.artifact_bucket, default_input_key(base))
     endpoint = config.get("endpoint", {}).get("name", f"{base.project}-{base.env}")
     return BatchSettings(
@@ -179,6 +212,7 @@ def resolve_batch_settings(args: argparse.Namespace, sagemaker_client=None, ssm_
         model_package_arn=package,
         input_bucket=bucket,
         input_key=key,
+        model_data_url=model_data_url,
     )
 
 
@@ -231,6 +265,11 @@ def build_pipeline(settings: BatchSettings, boto_session=None):
     image_tag = ParameterString("ImageTag", default_value=base.image_tag)
     started_by = ParameterString("StartedBy", default_value="manual")
     parameters = [package, input_bucket, input_key, image_tag, started_by]
+    # With attributions: the package's model.tar.gz, resolved by upsert from DescribeModelPackage (set together with
+    # the ModelPackageArn default; a start that passes another package passes its ModelDataUrl too).
+    model_data = ParameterString("ModelDataUrl", default_value=settings.model_data_url)
+    if settings.attributions:
+        parameters.append(model_data)
     input_uri = Join(on="", values=["s3://", input_bucket, "/", input_key])
 
     def output_uri(name: str):
@@ -329,9 +368,9 @@ def build_pipeline(settings: BatchSettings, boto_session=None):
             s3_output=ProcessingS3Output(s3_uri=output_uri(name), local_path=local, s3_upload_mode="EndOfJob"),
         )
 
-    if batch["attributions"]:
-        # The package's own artifact (model.tar.gz): its ModelDataUrl, as SageMaker resolved it for the model.
-        model_data = create_model.properties.PrimaryContainer.ModelDataUrl
+    if settings.attributions:
+        # The Transform input is headerless CSV in schema order: explain --no-header names the columns from the
+        # artifact's schema.json. The model is the package's own model.tar.gz (pipeline parameter ModelDataUrl).
         explain = ProcessingStep(
             name=ATTRIBUTIONS_STEP,
             description="Per-record SHAP attributions of the batch (model/train/explain.py)",
@@ -342,7 +381,7 @@ def build_pipeline(settings: BatchSettings, boto_session=None):
                 ],
                 outputs=[s3_output("attributions", f"{PROCESSING}/attributions")],
                 arguments=[
-                    *("--model", f"{PROCESSING}/model/model.tar.gz", "--data", f"{PROCESSING}/batch"),
+                    *("--model", f"{PROCESSING}/model", "--data", f"{PROCESSING}/batch", "--no-header"),
                     *("--output", f"{PROCESSING}/attributions/attributions.csv"),
                     *("--report", f"{PROCESSING}/attributions/report.md"),
                 ],
@@ -422,13 +461,16 @@ def upsert(client, settings: BatchSettings, definition: dict, out: Callable[[str
 
 def start_parameters(settings: BatchSettings, started_by: str = "manual") -> list[dict[str, str]]:
     """The explicit parameters of a start: the package, the input, the images' tag and who started it."""
-    return [
+    parameters = [
         {"Name": "ModelPackageArn", "Value": settings.model_package_arn},
         {"Name": "InputBucket", "Value": settings.input_bucket},
         {"Name": "InputKey", "Value": settings.input_key},
         {"Name": "ImageTag", "Value": settings.base.image_tag},
         {"Name": "StartedBy", "Value": started_by},
     ]
+    if settings.attributions:
+        parameters.append({"Name": "ModelDataUrl", "Value": settings.model_data_url})
+    return parameters
 
 
 def check_input_exists(s3, settings: BatchSettings) -> int:

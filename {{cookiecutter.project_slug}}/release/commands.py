@@ -590,6 +590,9 @@ def batch(ctx: Context, environment: str, tag: str = "") -> str:
     check_account(clients, env.account_id, source)
     values = ctx.settings(clients).get("execution_role_arn", "kms_key_arn", "artifact_bucket", "model_package_group")
     package = registry.latest_approved(clients.sagemaker, values["model_package_group"])
+    model_data_url = ""
+    if env.data["batch"].get("attributions"):  # the attributions step explains with the package's own artifact
+        model_data_url = registry.model_data_url(clients.sagemaker, package.arn)
     parameters = batch_stack_parameters(
         ctx.project,
         env,
@@ -598,6 +601,7 @@ def batch(ctx: Context, environment: str, tag: str = "") -> str:
         bucket=values["artifact_bucket"],
         model_package_arn=package.arn,
         image_tag=image_tag(tag),
+        model_data_url=model_data_url,
     )
     body, document = _template(BATCH_TEMPLATE, parameters, "batch")
     parameters = {**defaults(document), **parameters}

@@ -377,6 +377,7 @@ def capture_window_hours(env: EnvironmentConfig) -> int:
 def monitoring_stack_parameters(project: Project, env: EnvironmentConfig, inputs: MonitoringInputs) -> dict[str, str]:
     """The monitoring stack's parameters (infra/lib/monitoring.yaml) that the project sets; the rest keep defaults."""
     monitoring, network = env.data["monitoring"], env.data["network"]
+    retraining = env.data.get("retraining", {})
     return {
         "ProjectName": project.name,
         "Environment": env.name,
@@ -394,8 +395,10 @@ def monitoring_stack_parameters(project: Project, env: EnvironmentConfig, inputs
         "KmsKeyArn": inputs.kms_key_arn,
         "SubnetIds": ",".join(network["subnet_ids"]),
         "SecurityGroupIds": ",".join(network["security_group_ids"]),
-        "RetrainOnAlarms": _flag(bool(env.data.get("retraining", {}).get("on_alarms", False))),
+        "RetrainOnAlarms": _flag(bool(retraining.get("on_alarms", False))),
         "TrainingPipelineName": inputs.training_pipeline_name or f"{project.name}-training",
+        "RetrainScheduleExpression": retraining.get("schedule_expression", ""),
+        "RetrainMinIntervalHours": str(retraining.get("min_interval_hours", 24)),
     }
 
 
@@ -417,6 +420,7 @@ def batch_stack_parameters(
     bucket: str,
     model_package_arn: str,
     image_tag: str,
+    model_data_url: str = "",
 ) -> dict[str, str]:
     """The batch stack's parameters (infra/lib/batch.yaml) from the environment's "batch" block."""
     batch = env.data["batch"]
@@ -431,4 +435,5 @@ def batch_stack_parameters(
         "ScheduleExpression": batch["schedule_expression"],
         "ScheduledInputKey": f"{project.name}/batch/{env.name}/input/",
         "UploadPrefix": batch["upload_prefix"],
+        "ModelDataUrl": model_data_url if batch.get("attributions") else "",
     }

@@ -77,6 +77,19 @@ def describe(sagemaker, arn: str) -> dict:
         ) from None
 
 
+def model_data_url(sagemaker, arn: str) -> str:
+    """The package's model.tar.gz: InferenceSpecification.Containers[0].ModelDataUrl."""
+    containers = describe(sagemaker, arn).get("InferenceSpecification", {}).get("Containers") or [{}]
+    url = containers[0].get("ModelDataUrl", "")
+    if not url.endswith("/model.tar.gz"):
+        raise ReleaseError(
+            f"model package {arn} has no model.tar.gz (ModelDataUrl {url or 'missing'!r})",
+            "batch.attributions needs the package's artifact: register it from the training job's model.tar.gz, "
+            "or set batch.attributions to false",
+        )
+    return url
+
+
 def resolve(sagemaker, group: str, ref: str) -> Package:
     """A package from its ARN or its version number in the group."""
     if ref.startswith("arn:"):

@@ -15,6 +15,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from infra.tests import conditions
 from infra.tests.test_stacks import ACCOUNT, MONITORING, PROJECT, REGION, aws, deploy, effective_template
 
 ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{PROJECT}-staging-%s"
@@ -112,26 +113,114 @@ def test_the_retrain_rule_matches_only_these_alarms_going_to_alarm(aws_env):
 
 
 @pytest.mark.skipif(not MONITORING, reason="monitoring is not included")
-def test_the_retrain_target_is_a_valid_start_of_the_training_pipeline_needing_approval():
-    from pipeline import sagemaker_pipeline as sp
-
-    template, values = effective_template("monitoring", RetrainOnAlarms="true")
-    (target,) = template["Resources"]["RetrainRule"]["Properties"]["Targets"]
-    assert target["Arn"]["Fn::Sub"].endswith(":pipeline/${TrainingPipelineName}")
-    assert values["TrainingPipelineName"] == f"{PROJECT}-training"
+@pytest.mark.parametrize("resource", ["RetrainRule", "RetrainSchedule"])
+def test_the_rule_and_the_schedule_start_the_retrain_guard_with_valid_parameters(resource):
+    template, values = effective_template(
+        "monitoring", RetrainOnAlarms="true", RetrainScheduleExpression="cron(0 6 ? * MON *)"
+    )
+    properties = template["Resources"][resource]["Properties"]
+    target = properties["Target"] if resource == "RetrainSchedule" else properties["Targets"][0]
+    assert target["Arn"]["Fn::Sub"].endswith(":pipeline/${RetrainGuardPipeline}")
     parameters = target["SageMakerPipelineParameters"]["PipelineParameterList"]
-    assert {"Name": "ModelApprovalStatus", "Value": "PendingManualApproval"} in parameters
-    event = {"id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718"}
-    request = {
-        "PipelineName": values["TrainingPipelineName"],
-        "PipelineParameters": [
-            {"Name": p["Name"], "Value": event[p["Value"][2:]] if p["Value"].startswith("$.") else p["Value"]}
-            for p in parameters
-        ],
-    }
-    assert_valid_start(request)
-    declared = pipeline_parameter_names(sp.build_parser, sp.definition_json, sp.resolve_settings)
-    assert {p["Name"] for p in parameters} <= declared
+    assert parameters == [{"Name": "Trigger", "Value": "alarm" if resource == "RetrainRule" else "schedule"}]
+    guard = guard_definition(template, values)
+    assert_valid_start({"PipelineName": f"{PROJECT}-retrain-guard-staging", "PipelineParameters": parameters})
+    (declared,) = guard["Parameters"]
+    assert declared["Name"] == "Trigger" and parameters[0]["Value"] in declared["EnumValues"]
+
+
+@pytest.mark.skipif(not MONITORING, reason="monitoring is not included")
+@pytest.mark.parametrize(
+    ("on_alarms", "schedule", "expected"),
+    [
+        ("false", "", set()),
+        ("true", "", {"RetrainGuardPipeline", "RetrainRule"}),
+        ("false", "rate(7 days)", {"RetrainGuardPipeline", "RetrainSchedule"}),
+        ("true", "rate(7 days)", {"RetrainGuardPipeline", "RetrainRule", "RetrainSchedule"}),
+    ],
+)
+def test_the_guard_exists_only_when_something_retrains(on_alarms, schedule, expected):
+    template, _ = effective_template("monitoring", RetrainOnAlarms=on_alarms, RetrainScheduleExpression=schedule)
+    assert {n for n in template["Resources"] if n.startswith("Retrain")} == expected
+    if schedule:
+        properties = template["Resources"]["RetrainSchedule"]["Properties"]
+        assert properties["ScheduleExpression"] == {"Ref": "RetrainScheduleExpression"}
+
+
+@pytest.mark.skipif(not MONITORING, reason="monitoring is not included")
+@pytest.mark.parametrize("network", ["public", "vpc"])
+def test_the_guard_runs_retrain_guard_with_the_interval_and_the_training_pipeline(network):
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    from monitoring import retrain_guard
+
+    overrides = {"SubnetIds": "subnet-1,subnet-2", "SecurityGroupIds": "sg-1"} if network == "vpc" else {}
+    overrides.update(RetrainOnAlarms="true", RetrainMinIntervalHours="12")
+    template, values = effective_template("monitoring", **overrides)
+    (step,) = guard_definition(template, values)["Steps"]
+    arguments = json.loads(json.dumps(step["Arguments"]).replace('{"Get": "Parameters.Trigger"}', '"alarm"'))
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateProcessingJob")
+    validate_parameters({"ProcessingJobName": "guard-run", **arguments}, shape.input_shape)
+    app = arguments["AppSpecification"]
+    assert app["ContainerEntrypoint"] == ["python", "-m", "monitoring.retrain_guard"]
+    parsed = retrain_guard.build_parser().parse_args(app["ContainerArguments"])
+    assert parsed.training_pipeline == values["TrainingPipelineName"] == f"{PROJECT}-training"
+    assert retrain_guard.check_interval(parsed.min_interval_hours) == 12
+    assert parsed.trigger == "alarm" and parsed.region == REGION
+    assert ("NetworkConfig" in arguments) == (network == "vpc")
+
+
+@pytest.mark.skipif(not MONITORING, reason="monitoring is not included")
+def test_the_interval_parameter_has_the_config_range():
+    from infra import environment_checks
+    from infra.tests.test_stacks import load
+    from monitoring import retrain_guard
+
+    spec = load("monitoring")["Parameters"]["RetrainMinIntervalHours"]
+    assert (spec["MinValue"], spec["MaxValue"]) == (retrain_guard.MIN_INTERVAL_HOURS, retrain_guard.MAX_INTERVAL_HOURS)
+    assert retrain_guard.MAX_INTERVAL_HOURS == environment_checks.MAX_INTERVAL_HOURS
+
+
+@pytest.mark.skipif(not MONITORING, reason="monitoring is not included")
+def test_the_guard_may_list_and_start_only_the_training_pipeline():
+    from infra.tests.test_stacks import load
+
+    role = load("toolchain")["Resources"]["SageMakerExecutionRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    listing = [s for s in statements if "sagemaker:ListPipelineExecutions" in json.dumps(s["Action"])]
+    arn = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:pipeline/" + PROJECT + "-training"
+    assert [s["Resource"] for s in listing] == [{"Fn::Sub": arn}]
+
+
+@pytest.mark.skipif(not MONITORING, reason="monitoring is not included")
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_retrain_rule_deploys_to_moto(aws):
+    deploy(aws, "monitoring", RetrainOnAlarms="true", RetrainScheduleExpression="rate(7 days)")
+
+    rule = aws("events").describe_rule(Name=f"{PROJECT}-retrain-staging")
+    assert json.loads(rule["EventPattern"])["detail"] == {"state": {"value": ["ALARM"]}}
+    (target,) = aws("events").list_targets_by_rule(Rule=f"{PROJECT}-retrain-staging")["Targets"]
+    assert target["SageMakerPipelineParameters"]["PipelineParameterList"] == [{"Name": "Trigger", "Value": "alarm"}]
+    # moto's CloudFormation has neither AWS::SageMaker::Pipeline nor AWS::Scheduler::Schedule: the guard pipeline
+    # and the schedule are checked above (definition vs CreateProcessingJob, target vs StartPipelineExecution).
+
+
+def guard_definition(template: dict, values: dict) -> dict:
+    """The guard pipeline's definition JSON with the stack's parameters substituted."""
+    from infra.tests.test_stacks import substitute
+
+    body, variables = template["Resources"]["RetrainGuardPipeline"]["Properties"]["PipelineDefinition"][
+        "PipelineDefinitionBody"
+    ]["Fn::Sub"]
+    local = {}
+    for name, value in variables.items():
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            inner = value["Fn::Sub"]
+            joined = {k: conditions.plain(v, values) for k, v in inner[1].items()}
+            value = substitute(inner[0], {**values, **joined})
+        local[name] = value
+    return json.loads(substitute(body, {**values, **local}))
 
 
 # ------------------------------------------------------------------------------------------- batch stack
@@ -185,6 +274,29 @@ def test_the_batch_targets_are_valid_starts_of_the_batch_pipeline(resource):
     by_name = {p["Name"]: p["Value"] for p in parameters}
     assert by_name["InputKey"] == ("b/in/today.csv" if resource == "UploadRule" else values["ScheduledInputKey"])
     assert target["Arn"]["Fn::Sub"].endswith(":pipeline/${ProjectName}-batch-${Environment}")
+
+
+@pytest.mark.parametrize("model_data", ["", "s3://artifacts/train/job-2/output/model.tar.gz"])
+def test_the_batch_targets_pass_the_model_data_only_when_set(model_data):
+    from pipeline import batch_pipeline as bp
+
+    template, values = effective_template(
+        "batch", ScheduleExpression="rate(1 day)", UploadPrefix="b/in/", ModelDataUrl=model_data
+    )
+    for target in (
+        template["Resources"]["BatchSchedule"]["Properties"]["Target"],
+        template["Resources"]["UploadRule"]["Properties"]["Targets"][0],
+    ):
+        listed = target["SageMakerPipelineParameters"]["PipelineParameterList"]
+        passed = [p for p in listed if p["Name"] == "ModelDataUrl"]
+        assert passed == ([{"Name": "ModelDataUrl", "Value": {"Ref": "ModelDataUrl"}}] if model_data else [])
+        parameters = [
+            {"Name": p["Name"], "Value": values[p["Value"]["Ref"]] if isinstance(p["Value"], dict) else p["Value"]}
+            for p in listed
+        ]
+        assert_valid_start(
+            {"PipelineName": bp.batch_pipeline_name(PROJECT, "staging"), "PipelineParameters": parameters}
+        )
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

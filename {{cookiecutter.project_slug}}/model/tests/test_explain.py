@@ -206,3 +206,40 @@ def test_cli_without_an_output_asks_for_one(trained, capsys):
     with pytest.raises(SystemExit):
         explain.main(["--model", str(trained.model_dir), "--data", str(trained.test_path)])
     assert "--output" in capsys.readouterr().err
+
+
+def test_headerless_batch_gives_the_same_attributions_as_with_a_header(schema, trained, tmp_path):
+    """Batch Transform input: schema-ordered features, no header row (odd values and a missing cell included)."""
+    frame = dataset.read_table(trained.test_path).head(4)[list(schema.feature_names)]
+    nullable = next(i for i, f in enumerate(schema.features) if f.nullable)
+    frame.iloc[1, nullable] = ""  # a missing value stays missing without a header too
+    with_header, headerless = tmp_path / "header.csv", tmp_path / "split" / "part-0.csv"
+    frame.to_csv(with_header, index=False)
+    headerless.parent.mkdir()
+    frame.to_csv(headerless, index=False, header=False)
+    (tmp_path / "split" / "part-1.csv").write_text("", encoding="utf-8")  # an empty split file is skipped
+    common = ["--model", str(trained.model_dir), "--background", str(trained.train_path), "--background-size", "10"]
+
+    assert explain.main([*common, "--data", str(with_header), "--output", str(tmp_path / "a.csv")]) == 0
+    args = [*common, "--data", str(headerless.parent), "--no-header", "--output", str(tmp_path / "b.csv")]
+    assert explain.main(args) == 0
+
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv"))
+    assert len(pd.read_csv(tmp_path / "b.csv")) == 4
+
+
+def test_headerless_rows_of_the_wrong_width_are_refused_naming_the_features(schema, trained, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\n3,4\n", encoding="utf-8")
+    args = ["--model", str(trained.model_dir), "--data", str(bad), "--no-header", "--output", str(tmp_path / "o.csv")]
+    assert explain.main(args) == 1
+    err = capsys.readouterr().err
+    assert "2 columns per row" in err and schema.feature_names[0] in err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_no_header_is_refused_for_importance(trained, tmp_path, capsys):
+    args = ["--model", str(trained.model_dir), "--data", str(trained.test_path), "--no-header"]
+    with pytest.raises(SystemExit):
+        explain.main([*args, "--importance", str(tmp_path / "i.json")])
+    assert "--no-header" in capsys.readouterr().err

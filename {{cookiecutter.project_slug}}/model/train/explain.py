@@ -13,7 +13,7 @@ the attributions equals the model output. It weighs ~210 MB installed (numba and
 the training image only; the inference image never imports this module.
 
     python -m model.train.explain --model <artifact dir | model.tar.gz> --data batch.csv --output attributions.csv \
-        [--report explain.md] [--background data/sample.csv]
+        [--report explain.md] [--background data/sample.csv] [--no-header]
     python -m model.train.explain --model <artifact> --data <validation split> --importance importance.json
 """
 
@@ -337,9 +337,39 @@ def explain_records(
     )
 
 
-def load_batch(schema: Schema, path: str | Path) -> dataset.Dataset:
-    """A batch to explain, validated like a request: features required, target and sensitive columns optional."""
-    return dataset.load(schema, path, require_target=False, require_sensitive=False)
+def load_batch(schema: Schema, path: str | Path, *, header: bool = True) -> dataset.Dataset:
+    """A batch to explain, validated like a request: features required, target and sensitive columns optional.
+
+    header=False reads headerless CSV whose columns are the schema's features in order - what Batch Transform
+    and text/csv requests take - and names the columns from the schema.
+    """
+    if header:
+        return dataset.load(schema, path, require_target=False, require_sensitive=False)
+    return dataset.validate(schema, read_headerless(schema, path), require_target=False, require_sensitive=False)
+
+
+def read_headerless(schema: Schema, path: str | Path):
+    """Every .csv file of a file or folder, without header, as text columns named after the schema's features."""
+    import pandas as pd
+
+    names = list(schema.feature_names)
+    frames = []
+    for file in dataset.data_files(path):
+        if file.suffix != ".csv":
+            raise ExplainError(f"{file}: --no-header reads CSV only; give Parquet files without --no-header")
+        if file.stat().st_size == 0:
+            continue  # an empty split file: no records
+        frame = pd.read_csv(file, header=None, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        if frame.shape[1] != len(names):
+            raise ExplainError(
+                f"{file}: {frame.shape[1]} columns per row, the schema has {len(names)} features "
+                f"({', '.join(names)}); --no-header expects exactly those, in that order, no header row"
+            )
+        frame.columns = names
+        frames.append(frame)
+    if not frames:
+        raise ExplainError(f"{path}: no records (every CSV file is empty)")
+    return pd.concat(frames, ignore_index=True)
 
 
 # ------------------------------------------------------------------------------------------------- reports
@@ -435,7 +465,7 @@ def run(args: argparse.Namespace) -> dict:
             result["importance"] = importance
         attributions = None
         if args.output is not None:
-            batch = load_batch(scorer.schema, args.data)
+            batch = load_batch(scorer.schema, args.data, header=not args.no_header)
             if args.background is None:
                 log.warning(
                     "no --background given: attributions are relative to the batch's own average; pass the training "
@@ -476,6 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, required=True, help="artifact folder or model.tar.gz")
     parser.add_argument("--data", type=Path, required=True, help="CSV/Parquet file or folder, validated by the schema")
     parser.add_argument("--output", type=Path, help="CSV of per-record attributions (one shap_<feature> per feature)")
+    parser.add_argument(
+        "--no-header",
+        action="store_true",
+        help="--data is CSV without a header row, columns = the schema's features in order (Batch Transform input)",
+    )
     parser.add_argument("--report", type=Path, help="Markdown summary with charts beside it")
     parser.add_argument(
         "--importance", type=Path, help="write global permutation importance JSON (+ .png); --data must hold labels"
@@ -493,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.output is None and args.importance is None:
         parser.error("nothing to do: give --output (per-record attributions) and/or --importance (global importance)")
+    if args.no_header and args.importance is not None:
+        parser.error("--no-header reads features only; --importance needs labelled data with a header row")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         result = run(args)

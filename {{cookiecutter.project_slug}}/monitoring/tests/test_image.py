@@ -45,6 +45,10 @@ def test_the_installed_packages_are_enough_to_run_the_job(tmp_path):
     )
     assert started.returncode == 0, started.stderr
     assert "--last-hours" in started.stdout
+    guard = subprocess.run(  # the retrain-guard pipeline's entrypoint, same image
+        [sys.executable, "-m", "monitoring.retrain_guard", "--help"], cwd=site, capture_output=True, text=True
+    )
+    assert guard.returncode == 0 and "--min-interval-hours" in guard.stdout, guard.stderr
     lazy = subprocess.run(
         [
             sys.executable,

@@ -111,22 +111,54 @@ def test_the_data_quality_step_runs_the_drift_job_and_publishes_like_the_monitor
     assert baseline["S3Input"]["S3Uri"].endswith(f"/{PROJECT}/monitoring/dev/baselines")
 
 
-def test_attributions_are_an_option_of_the_config(monkeypatch, tmp_path):
+def with_attributions(monkeypatch, tmp_path, **changes) -> None:
+    """infra/config/dev.json with batch.attributions on (and the data-quality step off), as the config to read."""
     config = json.loads((bp.ROOT / "infra" / "config" / "dev.json").read_text(encoding="utf-8"))
-    config["batch"]["attributions"] = True
-    config["batch"]["data_quality_check"] = False
+    config["batch"].update({"attributions": True, "data_quality_check": False, **changes})
     (tmp_path / "dev.json").write_text(json.dumps(config), encoding="utf-8")
     monkeypatch.setattr("pipeline.sagemaker_settings.CONFIG_DIR", tmp_path)
+
+
+def test_attributions_are_an_option_of_the_config(monkeypatch, tmp_path):
+    with_attributions(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     out = tmp_path / "definition.json"
 
     assert bp.main(["definition", "--env", "dev", "--region", REGION, "--image-tag", "t", "--output", str(out)]) == 0
-    steps = {s["Name"]: s for s in json.loads(out.read_text())["Steps"]}
+    definition = json.loads(out.read_text())
+    steps = {s["Name"]: s for s in definition["Steps"]}
     assert list(steps) == [bp.CREATE_MODEL_STEP, bp.TRANSFORM_STEP, bp.ATTRIBUTIONS_STEP]
     explain = steps[bp.ATTRIBUTIONS_STEP]
     assert explain["DependsOn"] == [bp.TRANSFORM_STEP]
     assert explain["Arguments"]["AppSpecification"]["ContainerEntrypoint"] == ["python", "-m", bp.EXPLAIN_MODULE]
+    assert "ModelDataUrl" in {p["Name"] for p in definition["Parameters"]}
+
+    # The model is the package's model.tar.gz (the ModelDataUrl parameter), the batch the Transform's input;
+    # explain reads it as headerless schema-ordered CSV. Arguments parse with explain's own parser.
+    from model.train import explain as explain_module
+
+    request = concrete(explain["Arguments"], {})
+    validate("CreateProcessingJob", {"ProcessingJobName": "explain", **request})
+    inputs = {i["InputName"]: i["S3Input"] for i in explain["Arguments"]["ProcessingInputs"]}
+    assert inputs["model"]["S3Uri"] == {"Get": "Parameters.ModelDataUrl"}
+    assert inputs["model"]["LocalPath"] == f"{bp.PROCESSING}/model"
+    batch_uri = concrete(inputs["batch"]["S3Uri"], {"Parameters.InputBucket": "b", "Parameters.InputKey": "in/x.csv"})
+    assert batch_uri == "s3://b/in/x.csv"
+    parsed = explain_module.build_parser().parse_args(request["AppSpecification"]["ContainerArguments"])
+    assert parsed.no_header and str(parsed.model) == f"{bp.PROCESSING}/model"
+    assert str(parsed.data) == inputs["batch"]["LocalPath"]
+    (output,) = request["ProcessingOutputConfig"]["Outputs"]
+    assert str(parsed.output).startswith(output["S3Output"]["LocalPath"] + "/")
+
+
+def test_attributions_need_csv_input(monkeypatch, tmp_path, capsys):
+    with_attributions(
+        monkeypatch, tmp_path, TransformInput={"ContentType": "application/jsonlines", "SplitType": "Line"}
+    )
+
+    assert bp.main(["upsert", "--env", "dev", "--region", REGION, "--dry-run", "--input", "s3://b/k/"]) == 2
+    assert "batch.attributions" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -152,14 +184,17 @@ def test_an_input_that_is_no_s3_uri_exits_2(capsys):
 
 
 # ---------------------------------------------------------------------------------------------- moto
-def approved_package(region: str, group: str, approved: bool = True) -> str:
+def approved_package(region: str, group: str, approved: bool = True, model_data: str | None = None) -> str:
     sm = boto3.client("sagemaker", region_name=region)
     if not sm.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]:
         sm.create_model_package_group(ModelPackageGroupName=group)
+    container = {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/inference:abc"}
+    if model_data:
+        container["ModelDataUrl"] = model_data
     arn = sm.create_model_package(
         ModelPackageGroupName=group,
         InferenceSpecification={
-            "Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/inference:abc"}],
+            "Containers": [container],
             "SupportedContentTypes": ["text/csv"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
@@ -211,4 +246,43 @@ def test_remote_with_an_empty_input_exits_2_before_any_change(aws_env, capsys):
 
     assert bp.main(["upsert", "--env", "dev", "--region", REGION, "--input", "s3://batch-in/none/", "--start"]) == 2
     assert "no object there" in capsys.readouterr().err
+    assert boto3.client("sagemaker", region_name=REGION).list_pipelines()["PipelineSummaries"] == []
+
+
+def test_remote_with_attributions_passes_the_packages_model_data(aws_env, monkeypatch, tmp_path, capsys):
+    with_attributions(monkeypatch, tmp_path)
+    put_ssm(REGION, {**SSM_VALUES, "monitoring-image-uri": MONITORING_IMAGE})
+    group = SSM_VALUES["model-package-group"]
+    older = approved_package(REGION, group, model_data="s3://artifacts/train/job-1/output/model.tar.gz")
+    newest = approved_package(REGION, group, model_data="s3://artifacts/train/job-2/output/model.tar.gz")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="batch-in")
+    s3.put_object(Bucket="batch-in", Key="today/part-1.csv", Body=b"12,70.5,1,35.2,month_to_month,card\n")
+
+    code = bp.main(["upsert", "--env", "dev", "--region", REGION, "--input", "s3://batch-in/today/", "--start"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    arn = out.split("started execution ")[1].split()[0]
+    sm = boto3.client("sagemaker", region_name=REGION)
+    parameters = {
+        p["Name"]: p["Value"]
+        for p in sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+    }
+    assert parameters["ModelPackageArn"] == newest != older
+    assert parameters["ModelDataUrl"] == "s3://artifacts/train/job-2/output/model.tar.gz"
+    stored = json.loads(sm.describe_pipeline(PipelineName=bp.batch_pipeline_name(PROJECT, "dev"))["PipelineDefinition"])
+    defaults = {p["Name"]: p.get("DefaultValue") for p in stored["Parameters"]}
+    assert defaults["ModelDataUrl"] == parameters["ModelDataUrl"]
+
+
+def test_attributions_with_a_package_without_model_data_exit_2_before_any_change(
+    aws_env, monkeypatch, tmp_path, capsys
+):
+    with_attributions(monkeypatch, tmp_path)
+    put_ssm(REGION, {**SSM_VALUES, "monitoring-image-uri": MONITORING_IMAGE})
+    approved_package(REGION, SSM_VALUES["model-package-group"])  # no ModelDataUrl
+
+    assert bp.main(["upsert", "--env", "dev", "--region", REGION, "--input", "s3://batch-in/x/"]) == 2
+    err = capsys.readouterr().err
+    assert "ModelDataUrl" in err and "batch.attributions" in err
     assert boto3.client("sagemaker", region_name=REGION).list_pipelines()["PipelineSummaries"] == []

@@ -50,3 +50,16 @@ def test_a_schedule_the_scheduler_would_reject_stops_before_any_aws_call(ctx, co
     assert 'batch.schedule_expression = "rate(1 hours)"' in str(raised.value)
     assert "singular" in str(raised.value)
     assert LOG[before:] == []
+
+
+def test_with_attributions_the_stack_gets_the_packages_model_data(ctx, toolchain, config_dir, capsys):
+    add_package(toolchain, 1)
+    newest = add_package(toolchain, 2)
+    edit(config_dir, "dev", lambda d: d["batch"].update(attributions=True))
+    model_data = client("sagemaker").describe_model_package(ModelPackageName=newest)["InferenceSpecification"][
+        "Containers"
+    ][0]["ModelDataUrl"]
+
+    assert commands.batch(ctx, "dev", "0123abc") == "DRY-RUN"
+    out = capsys.readouterr().out
+    assert "ModelDataUrl" in out and model_data in out
