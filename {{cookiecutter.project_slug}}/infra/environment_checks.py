@@ -76,7 +76,7 @@ BATCH_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "schedule_expression": ((lambda v: isinstance(v, str)), 'an EventBridge Scheduler expression, or "" for none'),
     "upload_prefix": (
         lambda v: v == "" or (isinstance(v, str) and bool(KEY_PREFIX.match(v))),
-        'a key prefix in the artifact bucket ending with "/" (e.g. "customer-churn/batch/dev/incoming/"), or ""',
+        'a key prefix in the artifact bucket ending with "/" (e.g. "<project>/batch/dev/incoming/"), or ""',
     ),
     "attributions": BOOL,
     "data_quality_check": BOOL,

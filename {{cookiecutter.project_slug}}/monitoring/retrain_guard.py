@@ -1,6 +1,6 @@
 """The retrain guard: start the training pipeline for an alarm or a schedule, at most once per minimum interval.
 
-    python -m monitoring.retrain_guard --training-pipeline customer-churn-training --min-interval-hours 24 \\
+    python -m monitoring.retrain_guard --training-pipeline <project>-training --min-interval-hours 24 \\
         [--trigger alarm|schedule|manual] [--region us-east-1] [--output decision.json]
 
 The monitoring stack (infra/lib/monitoring.yaml) runs it as the one step of the retrain-guard pipeline, which the

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra import environment_checks
+from infra import contract, environment_checks
 from model.common import paths
 from pipeline.sagemaker_pipeline import (
     SDK_CONFIG,
@@ -167,9 +167,7 @@ def resolve_batch_settings(args: argparse.Namespace, sagemaker_client=None, ssm_
         monitoring_image = args.monitoring_image_uri
         if not monitoring_image and args.use_ssm:
             client = (ssm_client_factory or client_factory("ssm"))(base.region)
-            monitoring_image = read_ssm(
-                {"monitoring_image_uri": SSM_PARAMETERS_ALL["monitoring_image_uri"]}, base.project, client
-            )["monitoring_image_uri"]
+            monitoring_image = read_ssm(MONITORING_IMAGE_SSM, base.project, client)["monitoring_image_uri"]
         monitoring_image = monitoring_image or (
             f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.{base.region}.amazonaws.com/placeholder-{base.project}-monitoring"
         )
@@ -224,7 +222,8 @@ def monitoring_namespace(project: str) -> str:
     return f"{project}/monitoring"
 
 
-SSM_PARAMETERS_ALL = {"monitoring_image_uri": "monitoring-image-uri", **SSM_PARAMETERS}
+# The drift job image's SSM parameter (infra.contract), read only when the data-quality step is built.
+MONITORING_IMAGE_SSM = {"monitoring_image_uri": contract.SSM_PARAMETERS["monitoring_image_uri"][0]}
 
 
 def default_input_key(base: Settings) -> str:

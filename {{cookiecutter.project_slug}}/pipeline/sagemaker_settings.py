@@ -330,7 +330,7 @@ def read_ssm(names: Mapping[str, str], project: str, client) -> dict[str, str]:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ParameterNotFound":
                 raise
-            missing.append(f"{name} (or pass {SSM_FLAGS[setting]})")
+            missing.append(f"{name} (or pass {contract.SSM_PARAMETERS[setting][1]})")
     if missing:
         raise UsageError(
             f"SSM parameter(s) not found in {client.meta.region_name}: {'; '.join(missing)}. Deploy the toolchain "

@@ -216,7 +216,7 @@ def test_remote_scores_with_the_newest_approved_package(aws_env, capsys):
     code = bp.main(["upsert", "--env", "dev", "--region", REGION, "--input", "s3://batch-in/today/", "--start"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "created pipeline customer-churn-batch-dev" in out
+    assert f"created pipeline {bp.batch_pipeline_name(PROJECT, 'dev')}" in out
     arn = out.split("started execution ")[1].split()[0]
     sm = boto3.client("sagemaker", region_name=REGION)
     parameters = {
@@ -228,6 +228,17 @@ def test_remote_scores_with_the_newest_approved_package(aws_env, capsys):
     stored = json.loads(sm.describe_pipeline(PipelineName=bp.batch_pipeline_name(PROJECT, "dev"))["PipelineDefinition"])
     default = next(p for p in stored["Parameters"] if p["Name"] == "ModelPackageArn")["DefaultValue"]
     assert default == newest
+
+
+@pytest.mark.skipif(not bp.MONITORING_INCLUDED, reason="monitoring is not included: no drift job image")
+def test_remote_without_the_monitoring_image_parameter_exits_2_naming_it(aws_env, capsys):
+    put_ssm(REGION, SSM_VALUES)  # the toolchain's parameters, but not /<project>/monitoring-image-uri
+    approved_package(REGION, SSM_VALUES["model-package-group"])
+
+    assert bp.main(["upsert", "--env", "dev", "--region", REGION, "--input", "s3://batch-in/x/", "--start"]) == 2
+    err = capsys.readouterr().err
+    assert f"/{PROJECT}/monitoring-image-uri" in err and "--monitoring-image-uri" in err
+    assert boto3.client("sagemaker", region_name=REGION).list_pipelines()["PipelineSummaries"] == []
 
 
 def test_remote_without_an_approved_package_exits_2_before_any_change(aws_env, capsys):
