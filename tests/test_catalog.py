@@ -177,7 +177,7 @@ def test_the_seeding_command_line_pushes_and_then_refuses(
 # --- The AWS side, in the AWS environment ---------------------------------------------------------------
 
 CATALOG = ROOT / "catalog"
-CALLED_THROUGH_API = re.compile(r"\.(?:call|pages)\(\s*\"([a-z0-9_]+)\"")
+CALLED_THROUGH_API = re.compile(r"\.(?:call|pages|op|portfolio_op)\(\s*\"([a-z0-9_]+)\"")
 CALLED_ON_CLIENT = re.compile(r"client\(\"[a-z0-9-]+\"\)\.([a-z0-9_]+)\(")
 CALLED_INLINE = re.compile(r"\b(?:codebuild|sagemaker)\.([a-z0-9_]+)\(")
 
