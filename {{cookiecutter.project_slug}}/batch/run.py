@@ -55,6 +55,7 @@ from batch.transform import (
     parse_record,
     render_record,
 )
+from model.common import text_tables
 from model.common.data_contract import Schema, SchemaError
 from model.inference import serve
 from model.inference.local_server import LocalServer
@@ -654,16 +655,6 @@ def _replace(staging: Path, output: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- CLI
-def table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    line = "+".join("-" * (w + 2) for w in widths)
-    out = [f"+{line}+"]
-    for i, row in enumerate(rows):
-        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-        if i == 0:
-            out.append(f"+{line}+")
-    out.append(f"+{line}+")
-    return "\n".join(out)
 
 
 def summary(result: JobResult, max_failed: float) -> str:
@@ -688,10 +679,10 @@ def summary(result: JobResult, max_failed: float) -> str:
     ]
     if result.failures_path:
         rows.append(("failures", str(result.failures_path)))
-    text = table(rows)
+    text = text_tables.boxed(rows)
     if stats.failures:
         kinds = [("failure kind", "rows")] + [(k, f"{n:,}") for k, n in stats.failures.most_common()]
-        text += "\n" + table(kinds)
+        text += "\n" + text_tables.boxed(kinds)
     return text
 
 

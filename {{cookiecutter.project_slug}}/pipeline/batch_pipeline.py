@@ -26,23 +26,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from infra import contract, environment_checks
 from model.common import paths
+from pipeline import sagemaker_api
+from pipeline.sagemaker_api import TERMINAL, upsert_pipeline
 from pipeline.sagemaker_pipeline import (
-    SDK_CONFIG,
-    TERMINAL,
-    _not_found,
     _prepare_sdk_environment,
-    _quiet_sdk,
-    _validate_sdk_config_once,
-    wait,
+    pipeline_session,
 )
 from pipeline.sagemaker_settings import (
     PLACEHOLDER_ACCOUNT,
-    SSM_FLAGS,
-    SSM_PARAMETERS,
     Settings,
     UsageError,
     client_factory,
@@ -55,13 +49,15 @@ from pipeline.sagemaker_settings import (
 ROOT = paths.REPO_ROOT
 MONITORING_INCLUDED = (ROOT / "monitoring").is_dir()
 
-CREATE_MODEL_STEP = "CreateBatchModel"
-TRANSFORM_STEP = "ScoreBatch"
-ATTRIBUTIONS_STEP = "ExplainBatch"
-DATA_QUALITY_STEP = "CheckBatchDataQuality"
-PROCESSING = "/opt/ml/processing"
-EXPLAIN_MODULE = "model.train.explain"
-DRIFT_MODULE = "monitoring.drift_job"
+# Step names, as SageMaker Studio and `list_pipeline_execution_steps` show them, in their order.
+STEPS = CREATE_MODEL_STEP, TRANSFORM_STEP, ATTRIBUTIONS_STEP, DATA_QUALITY_STEP = (
+    "CreateBatchModel",
+    "ScoreBatch",
+    "ExplainBatch",
+    "CheckBatchDataQuality",
+)
+# The Processing jobs' modules (installed in the training and drift job images) and where Processing mounts data.
+EXPLAIN_MODULE, DRIFT_MODULE, PROCESSING = "model.train.explain", "monitoring.drift_job", "/opt/ml/processing"
 # The MonitoringJob dimension of the batch check's CloudWatch metrics (the scheduled drift job's is "drift").
 DATA_QUALITY_JOB = "batch"
 S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.*)$")
@@ -83,6 +79,10 @@ class BatchSettings:
     @property
     def attributions(self) -> bool:
         return bool(self.batch["attributions"])
+
+    @property
+    def region(self) -> str:
+        return self.base.region
 
     @property
     def pipeline_name(self) -> str:
@@ -236,27 +236,18 @@ def build_pipeline(settings: BatchSettings, boto_session=None):
     """The SDK Pipeline object, built offline (the session is given its bucket)."""
     base, batch = settings.base, settings.batch
     _prepare_sdk_environment(base.region)
-    import boto3
     from sagemaker.core.processing import Processor
     from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
     from sagemaker.core.transformer import Transformer
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join
     from sagemaker.core.workflow.parameters import ParameterString
-    from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.mlops.workflow.model_step import ModelStep
     from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.steps import ProcessingStep, TransformStep
     from sagemaker.serve.model_builder import ModelBuilder
 
-    _quiet_sdk()
-    _validate_sdk_config_once()
-    session = PipelineSession(
-        boto_session=boto_session or boto3.Session(region_name=base.region),
-        default_bucket=base.artifact_bucket,
-        sagemaker_config=SDK_CONFIG,
-    )
-    session._default_bucket = base.artifact_bucket
+    session = pipeline_session(base.region, base.artifact_bucket, boto_session)
 
     package = ParameterString("ModelPackageArn", default_value=settings.model_package_arn)
     input_bucket = ParameterString("InputBucket", default_value=settings.input_bucket)
@@ -425,37 +416,11 @@ def definition_json(settings: BatchSettings) -> dict:
 
 # ------------------------------------------------------------------------------------------------- upsert
 def upsert(client, settings: BatchSettings, definition: dict, out: Callable[[str], None] = print) -> str:
-    from botocore.exceptions import ClientError
-
-    name, role = settings.pipeline_name, settings.base.execution_role_arn
-    body = json.dumps(definition)
     description = f"{settings.base.project}: batch scoring with {settings.model_package_arn} ({settings.base.env})"
-    try:
-        client.describe_pipeline(PipelineName=name)
-        exists = True
-    except ClientError as exc:
-        if not _not_found(exc):
-            raise
-        exists = False
-    if exists:
-        arn = client.update_pipeline(
-            PipelineName=name, PipelineDefinition=body, PipelineDescription=description[:3072], RoleArn=role
-        )["PipelineArn"]
-        out(f"updated pipeline {name} ({arn})")
-    else:
-        arn = client.create_pipeline(
-            PipelineName=name,
-            PipelineDefinition=body,
-            PipelineDescription=description[:3072],
-            RoleArn=role,
-            ClientRequestToken=str(uuid.uuid4()),
-            Tags=[
-                {"Key": "project", "Value": settings.base.project},
-                {"Key": "environment", "Value": settings.base.env},
-            ],
-        )["PipelineArn"]
-        out(f"created pipeline {name} ({arn})")
-    return arn
+    tags = {"project": settings.base.project, "environment": settings.base.env}
+    return upsert_pipeline(
+        client, settings.pipeline_name, settings.base.execution_role_arn, definition, description, tags, out
+    )
 
 
 def start_parameters(settings: BatchSettings, started_by: str = "manual") -> list[dict[str, str]]:
@@ -492,86 +457,41 @@ def check_input_exists(s3, settings: BatchSettings) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
+def add_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--input", help="s3://bucket/key or prefix to score (default: <project>/batch/<env>/input/)")
+    sub.add_argument("--model-package-arn", help="default: the newest Approved package of the group")
+    sub.add_argument("--monitoring-image-uri", help="overrides SSM /<project>/monitoring-image-uri")
+    sub.set_defaults(input_data_url=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--env", required=True, help="the infra/config/<env>.json to use (batch, network)")
-        sub.add_argument("--region", help="AWS region (default: the config's region, else pyproject.toml's)")
-        sub.add_argument("--image-tag", help="tag of the training and monitoring images (default: git HEAD)")
-        sub.add_argument("--input", help="s3://bucket/key or prefix to score (default: <project>/batch/<env>/input/)")
-        sub.add_argument("--model-package-arn", help="default: the newest Approved package of the group")
-        sub.add_argument("--monitoring-image-uri", help="overrides SSM /<project>/monitoring-image-uri")
-        sub.set_defaults(input_data_url=None)
-        for key, flag in SSM_FLAGS.items():
-            sub.add_argument(flag, dest=key, help=f"overrides SSM /<project>/{SSM_PARAMETERS[key]}")
-
-    definition = commands.add_parser("definition", help="write the batch pipeline definition JSON (offline)")
-    common(definition)
-    definition.add_argument("--output", type=Path, default=ROOT / "build" / "pipeline" / "batch-definition.json")
-    definition.add_argument("--ssm", dest="use_ssm", action="store_true", help="read unset values from AWS")
-
-    up = commands.add_parser("upsert", help="create or update the batch pipeline, optionally start it")
-    common(up)
-    up.add_argument("--start", action="store_true", help="start an execution after the upsert")
-    up.add_argument("--wait", action="store_true", help="follow the execution until it ends (implies --start)")
-    up.add_argument("--dry-run", action="store_true", help="build and show the plan, call nothing")
-    up.add_argument("--poll-seconds", type=float, default=30.0)
-    up.add_argument("--timeout-seconds", type=float, default=6 * 3600.0)
-    return parser
+    output = ROOT / "build" / "pipeline" / "batch-definition.json"
+    return sagemaker_api.build_parser(__doc__, output, "batch, network", add_options)
 
 
-def main(argv: list[str] | None = None, sagemaker_client=None, ssm_client_factory=None, s3_client=None) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    try:
-        return run(build_parser().parse_args(argv), sagemaker_client, ssm_client_factory, s3_client)
-    except NoCredentialsError:
-        print("error: no AWS credentials found: configure them, or build the definition offline", file=sys.stderr)
-        return 2
-    except (BotoCoreError, ClientError) as exc:
-        print(f"error: AWS call failed: {exc}", file=sys.stderr)
-        return 1
+def resolve(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None) -> BatchSettings:
+    settings = resolve_batch_settings(args, sagemaker_client if args.use_ssm else None, ssm_client_factory)
+    if settings.base.placeholders:
+        print("note: placeholders for " + ", ".join(settings.base.placeholders), file=sys.stderr)
+    return settings
 
 
-def run(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None, s3_client=None) -> int:
-    if args.command == "upsert":
-        args.use_ssm = not args.dry_run
-    try:
-        settings = resolve_batch_settings(args, sagemaker_client if args.use_ssm else None, ssm_client_factory)
-        if settings.base.placeholders:
-            print("note: placeholders for " + ", ".join(settings.base.placeholders), file=sys.stderr)
-        definition = definition_json(settings)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    steps = " -> ".join(s["Name"] for s in definition["Steps"])
-    if args.command == "definition":
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(definition, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {display_path(args.output)}: pipeline {settings.pipeline_name}, steps {steps}")
-        return 0
-    starting = args.start or args.wait
-    if args.dry_run:
-        print(f"dry run: would upsert{' and start' if starting else ''} pipeline {settings.pipeline_name} ({steps})")
-        rows = [("parameter", "value")] + [(p["Name"], p["Value"]) for p in start_parameters(settings)]
-        width = max(len(r[0]) for r in rows)
-        for name, value in rows:
-            print(f"  {name:<{width}}  {value}")
-        print(f"  outputs under {settings.output_prefix}/<execution id>/")
-        return 0
-    client = sagemaker_client or client_factory("sagemaker")(settings.base.region)
-    if starting:  # before the upsert: an empty input stops the run before any change
-        try:
-            count = check_input_exists(s3_client or client_factory("s3")(settings.base.region), settings)
-        except UsageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"input s3://{settings.input_bucket}/{settings.input_key}: {count} object(s)")
-    upsert(client, settings, definition)
-    if not starting:
-        return 0
+def dry_run_lines(settings: BatchSettings, definition: dict) -> list[str]:
+    """The start's parameters as a table, and where the outputs go."""
+    rows = [("parameter", "value")] + [(p["Name"], p["Value"]) for p in start_parameters(settings)]
+    width = max(len(name) for name, _ in rows)
+    return [f"{name:<{width}}  {value}" for name, value in rows] + [
+        f"outputs under {settings.output_prefix}/<execution id>/"
+    ]
+
+
+def check_input(settings: BatchSettings, s3) -> int:
+    count = check_input_exists(s3, settings)
+    print(f"input s3://{settings.input_bucket}/{settings.input_key}: {count} object(s)")
+    return count
+
+
+def start(client, settings: BatchSettings, _checked: object = None) -> str:
     execution = client.start_pipeline_execution(
         PipelineName=settings.pipeline_name,
         PipelineExecutionDisplayName=f"{settings.base.env}-batch-{int(time.time())}",
@@ -579,10 +499,13 @@ def run(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None
         ClientRequestToken=str(uuid.uuid4()),
     )["PipelineExecutionArn"]
     print(f"started execution {execution} with {settings.model_package_arn}")
-    if not args.wait:
-        return 0
-    status = wait(client, execution, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout_seconds)
-    return 0 if status == "Succeeded" else 1
+    return execution
+
+
+COMMAND = sagemaker_api.PipelineCommand(
+    build_parser, resolve, definition_json, dry_run_lines, check_input, upsert, start
+)
+main, run = COMMAND.main, COMMAND.run
 
 
 __all__ = ["TERMINAL", "batch_pipeline_name", "build_pipeline", "main"]

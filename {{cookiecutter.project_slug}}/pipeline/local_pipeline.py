@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from model.common import model_artifact, paths
+from model.common import model_artifact, paths, text_tables
 from pipeline.local_registry import LocalRegistry, RegistryError, default_group
 
 ROOT = paths.REPO_ROOT
@@ -96,16 +96,7 @@ def run_training_job(opt_ml: Path, job_name: str) -> str:
     return result.stdout + result.stderr
 
 
-def table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    line = "+".join("-" * (w + 2) for w in widths)
-    out = [f"+{line}+"]
-    for i, row in enumerate(rows):
-        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-        if i == 0:
-            out.append(f"+{line}+")
-    out.append(f"+{line}+")
-    return "\n".join(out)
+table = text_tables.boxed
 
 
 def run(

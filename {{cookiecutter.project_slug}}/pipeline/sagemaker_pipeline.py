@@ -27,18 +27,14 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from model.common import paths
+from pipeline import sagemaker_api
+from pipeline.sagemaker_api import upsert_pipeline
 from pipeline.sagemaker_settings import (
     MAX_RUNTIME_LIMIT,
-    SSM_FLAGS,
-    SSM_PARAMETERS,
     Settings,
-    UsageError,
-    client_factory,
     data_version,
-    display_path,
     inference_image_format,
     resolve_settings,
 )
@@ -119,6 +115,23 @@ def _quiet_sdk() -> None:
 SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
+def pipeline_session(region: str, bucket: str, boto_session=None):
+    """The SDK's PipelineSession for building a definition: explicit settings (no telemetry calls, no defaults from a
+    user's config files), and the toolchain's bucket as its default bucket without the S3 calls that check it."""
+    import boto3
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    _quiet_sdk()
+    _validate_sdk_config_once()
+    session = PipelineSession(
+        boto_session=boto_session or boto3.Session(region_name=region),
+        default_bucket=bucket,
+        sagemaker_config=SDK_CONFIG,
+    )
+    session._default_bucket = bucket  # the SDK would check (and create) it; the toolchain stack owns the bucket
+    return session
+
+
 def _validate_sdk_config_once() -> None:
     """The SDK re-validates its config against a large JSON schema on every lookup (~0.4 s, dozens per build).
 
@@ -145,7 +158,6 @@ def _validate_sdk_config_once() -> None:
 def build_pipeline(settings: Settings, boto_session=None):
     """The SDK Pipeline object. Offline: the session is given its bucket, so the SDK never looks one up."""
     _prepare_sdk_environment(settings.region)
-    import boto3
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.core.network import NetworkConfig
     from sagemaker.core.processing import Processor
@@ -161,7 +173,6 @@ def build_pipeline(settings: Settings, boto_session=None):
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join, JsonGet
     from sagemaker.core.workflow.parameters import ParameterInteger, ParameterString
-    from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.mlops.workflow.condition_step import ConditionStep
     from sagemaker.mlops.workflow.fail_step import FailStep
@@ -172,16 +183,7 @@ def build_pipeline(settings: Settings, boto_session=None):
     from sagemaker.train import ModelTrainer
     from sagemaker.train.configs import Compute, InputData, Networking
 
-    _quiet_sdk()
-    _validate_sdk_config_once()
-    session = PipelineSession(
-        boto_session=boto_session or boto3.Session(region_name=settings.region),
-        default_bucket=settings.artifact_bucket,
-        # Explicit SDK settings: no telemetry calls, no defaults picked up from a user's config files.
-        sagemaker_config=SDK_CONFIG,
-    )
-    # The SDK checks (and would create) its default bucket with S3 calls; the toolchain stack owns the bucket.
-    session._default_bucket = settings.artifact_bucket
+    session = pipeline_session(settings.region, settings.artifact_bucket, boto_session)
 
     t = settings.training
     image_tag = ParameterString("ImageTag", default_value=settings.image_tag)
@@ -475,45 +477,16 @@ def definition_json(settings: Settings) -> dict:
 
 # ------------------------------------------------------------------------------------------------- upsert
 def upsert(client, settings: Settings, definition: dict, out: Callable[[str], None] = print) -> str:
-    """Create the pipeline, or update it when it exists (never a duplicate); returns its ARN."""
-    from botocore.exceptions import ClientError
-
-    body = json.dumps(definition)
+    """Create the training pipeline, or update it when it exists (never a duplicate); returns its ARN."""
     description = f"{settings.project}: prepare -> train -> evaluate -> gates -> register (config {settings.env})"
-    try:
-        client.describe_pipeline(PipelineName=settings.pipeline_name)
-        exists = True
-    except ClientError as exc:
-        if not _not_found(exc):
-            raise
-        exists = False
-    if exists:
-        arn = client.update_pipeline(
-            PipelineName=settings.pipeline_name,
-            PipelineDefinition=body,
-            PipelineDescription=description,
-            RoleArn=settings.execution_role_arn,
-        )["PipelineArn"]
-        out(f"updated pipeline {settings.pipeline_name} ({arn})")
-    else:
-        arn = client.create_pipeline(
-            PipelineName=settings.pipeline_name,
-            PipelineDefinition=body,
-            PipelineDescription=description,
-            RoleArn=settings.execution_role_arn,
-            ClientRequestToken=str(uuid.uuid4()),
-            Tags=[{"Key": "project", "Value": settings.project}],
-        )["PipelineArn"]
-        out(f"created pipeline {settings.pipeline_name} ({arn})")
-    return arn
-
-
-def _not_found(exc) -> bool:
-    """SageMaker answers ResourceNotFound; some emulators a ValidationException saying the pipeline is unknown."""
-    error = exc.response["Error"]
-    message = error.get("Message", "").lower()
-    return error["Code"] == "ResourceNotFound" or (
-        error["Code"] == "ValidationException" and ("could not find" in message or "does not exist" in message)
+    return upsert_pipeline(
+        client,
+        settings.pipeline_name,
+        settings.execution_role_arn,
+        definition,
+        description,
+        {"project": settings.project},
+        out,
     )
 
 
@@ -532,142 +505,38 @@ def start(client, settings: Settings, out: Callable[[str], None] = print, versio
     return arn
 
 
-TERMINAL = ("Succeeded", "Failed", "Stopped")
-
-
-def wait(
-    client,
-    execution_arn: str,
-    poll_seconds: float = 30,
-    timeout_seconds: float = 6 * 3600,
-    out: Callable[[str], None] = print,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> str:
-    """Poll until the execution ends, printing each step's status change; returns the final status.
-
-    On failure it prints the failed steps with their FailureReason (the fail step's message names the gates).
-    """
-    seen: dict[str, str] = {}
-    deadline = clock() + timeout_seconds
-    while True:
-        status = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)["PipelineExecutionStatus"]
-        steps = _steps(client, execution_arn)
-        for step in steps:
-            name, step_status = step["StepName"], step["StepStatus"]
-            if seen.get(name) != step_status:
-                seen[name] = step_status
-                cached = " (cached)" if "CacheHitResult" in step else ""
-                out(f"  {name}: {step_status}{cached}")
-        if status in TERMINAL:
-            break
-        if clock() > deadline:
-            out(f"execution still {status} after {timeout_seconds:.0f}s; follow it in SageMaker Studio")
-            return status
-        sleep(poll_seconds)
-    out(f"execution {status}: {execution_arn}")
-    if status != "Succeeded":
-        for step in steps:
-            if step["StepStatus"] == "Failed":
-                out(f"failed step {step['StepName']}: {step.get('FailureReason', '(no reason given)')}")
-    return status
-
-
-def _steps(client, execution_arn: str) -> list[dict]:
-    pages = client.get_paginator("list_pipeline_execution_steps").paginate(
-        PipelineExecutionArn=execution_arn, SortOrder="Ascending"
-    )
-    return [step for page in pages for step in page.get("PipelineExecutionSteps", [])]
-
-
 # ---------------------------------------------------------------------------------------------------- CLI
+def add_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--input-data-url", help="S3 URI of the raw data (default: s3://<bucket>/<project>/data/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--env", required=True, help="the infra/config/<env>.json to use (training, network)")
-        sub.add_argument("--region", help="AWS region (default: the config's region, else pyproject.toml's)")
-        sub.add_argument("--image-tag", help="image tag to run (default: the git commit of HEAD)")
-        sub.add_argument("--input-data-url", help="S3 URI of the raw data (default: s3://<bucket>/<project>/data/)")
-        for key, flag in SSM_FLAGS.items():
-            sub.add_argument(flag, dest=key, help=f"overrides SSM /<project>/{SSM_PARAMETERS[key]}")
-
-    definition = commands.add_parser("definition", help="write the pipeline definition JSON (offline)")
-    common(definition)
-    definition.add_argument("--output", type=Path, default=ROOT / "build" / "pipeline" / "definition.json")
-    definition.add_argument("--ssm", dest="use_ssm", action="store_true", help="read unset values from SSM")
-
-    up = commands.add_parser("upsert", help="create or update the pipeline in SageMaker, optionally start it")
-    common(up)
-    up.add_argument("--start", action="store_true", help="start an execution after the upsert")
-    up.add_argument("--wait", action="store_true", help="follow the execution until it ends (implies --start)")
-    up.add_argument(
-        "--dry-run", action="store_true", help="build and show, call nothing (values from flags/placeholders)"
-    )
-    up.add_argument("--poll-seconds", type=float, default=30.0)
-    up.add_argument("--timeout-seconds", type=float, default=6 * 3600.0)
-    return parser
+    output = ROOT / "build" / "pipeline" / "definition.json"
+    return sagemaker_api.build_parser(__doc__, output, "training, network", add_options)
 
 
-def main(argv: list[str] | None = None, sagemaker_client=None, ssm_client_factory=None, s3_client=None) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    try:
-        return run(build_parser().parse_args(argv), sagemaker_client, ssm_client_factory, s3_client)
-    except NoCredentialsError:
+def resolve(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None) -> Settings:
+    settings = resolve_settings(args, ssm_client_factory)
+    if settings.placeholders:
         print(
-            "error: no AWS credentials found: configure them (aws configure, AWS_PROFILE, aws sso login), "
-            "or build the definition offline with `definition`",
+            "note: placeholders for " + ", ".join(settings.placeholders) + " (give the flags, or --ssm online)",
             file=sys.stderr,
         )
-        return 2
-    except (BotoCoreError, ClientError) as exc:
-        print(f"error: AWS call failed: {exc}", file=sys.stderr)
-        return 1
+    return settings
 
 
-def run(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None, s3_client=None) -> int:
-    if args.command == "upsert":
-        args.use_ssm = not args.dry_run
-    try:
-        settings = resolve_settings(args, ssm_client_factory)
-        if settings.placeholders:
-            print(
-                "note: placeholders for " + ", ".join(settings.placeholders) + " (give the flags, or --ssm online)",
-                file=sys.stderr,
-            )
-        definition = definition_json(settings)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    steps = " -> ".join(s["Name"] for s in definition["Steps"])
-    if args.command == "definition":
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(definition, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {display_path(args.output)}: pipeline {settings.pipeline_name}, steps {steps}")
-        return 0
-    if args.dry_run:
-        action = "upsert" + (" and start" if args.start or args.wait else "")
-        print(f"dry run: would {action} pipeline {settings.pipeline_name} in {settings.region} ({steps})")
-        print(f"  role {settings.execution_role_arn}; image tag {settings.image_tag}; input {settings.input_data_url}")
-        return 0
-    client = sagemaker_client or client_factory("sagemaker")(settings.region)
-    version = ""
-    if args.start or args.wait:  # before the upsert: a missing data folder stops the run before any change
-        try:
-            version = data_version(s3_client or client_factory("s3")(settings.region), settings.input_data_url)
-        except UsageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    upsert(client, settings, definition)
-    if not (args.start or args.wait):
-        return 0
-    execution = start(client, settings, version=version)
-    if not args.wait:
-        return 0
-    status = wait(client, execution, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout_seconds)
-    return 0 if status == "Succeeded" else 1
+def dry_run_lines(settings: Settings, definition: dict) -> list[str]:
+    return [f"role {settings.execution_role_arn}; image tag {settings.image_tag}; input {settings.input_data_url}"]
+
+
+def check_input(settings: Settings, s3) -> str:
+    return data_version(s3, settings.input_data_url)
+
+
+COMMAND = sagemaker_api.PipelineCommand(
+    build_parser, resolve, definition_json, dry_run_lines, check_input, upsert, lambda c, s, v: start(c, s, version=v)
+)
+main, run = COMMAND.main, COMMAND.run
 
 
 if __name__ == "__main__":

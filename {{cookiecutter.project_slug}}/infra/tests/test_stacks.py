@@ -166,6 +166,24 @@ def substitute(text: str, variables: dict) -> str:
     return re.sub(r"\$\{([A-Za-z0-9:]+)\}", value, text)
 
 
+def pipeline_definition(template: dict, resource: str, values: dict) -> dict:
+    """An AWS::SageMaker::Pipeline's definition JSON (a Fn::Sub body), with the stack's values substituted."""
+    body, variables = template["Resources"][resource]["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"][
+        "Fn::Sub"
+    ]
+    local = {}
+    for name, value in variables.items():
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            inner = value["Fn::Sub"]
+            if isinstance(inner, list):
+                joined = {k: conditions.plain(v, values) for k, v in inner[1].items()}
+                value = substitute(inner[0], {**values, **joined})
+            else:
+                value = substitute(inner, values)
+        local[name] = value
+    return json.loads(substitute(body, {**values, **local}))
+
+
 # ------------------------------------------------------------------------------------------- lint
 @pytest.mark.parametrize("stack", STACKS)
 def test_cfn_lint_reports_nothing(stack):
@@ -482,20 +500,7 @@ def test_the_drift_pipeline_definition_is_a_valid_processing_job(network):
     overrides = {"SubnetIds": "subnet-1,subnet-2", "SecurityGroupIds": "sg-1"} if network == "vpc" else {}
     overrides["GroundTruthS3Uri"] = f"s3://{PROJECT}-artifacts/ground-truth/"
     template, values = effective_template("monitoring", **overrides)
-    body, variables = template["Resources"]["DriftPipeline"]["Properties"]["PipelineDefinition"][
-        "PipelineDefinitionBody"
-    ]["Fn::Sub"]
-    local = {}
-    for name, value in variables.items():
-        if isinstance(value, dict) and "Fn::Sub" in value:
-            inner = value["Fn::Sub"]
-            if isinstance(inner, list):
-                joined = {k: conditions.plain(v, values) for k, v in inner[1].items()}
-                value = substitute(inner[0], {**values, **joined})
-            else:
-                value = substitute(inner, values)
-        local[name] = value
-    definition = json.loads(substitute(body, {**values, **local}))
+    definition = pipeline_definition(template, "DriftPipeline", values)
     (step,) = definition["Steps"]
     assert step["Type"] == "Processing"
 

@@ -15,7 +15,6 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from infra.tests import conditions
 from infra.tests.test_stacks import ACCOUNT, MONITORING, PROJECT, REGION, aws, deploy, effective_template
 
 ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{PROJECT}-staging-%s"
@@ -208,19 +207,9 @@ def test_the_retrain_rule_deploys_to_moto(aws):
 
 def guard_definition(template: dict, values: dict) -> dict:
     """The guard pipeline's definition JSON with the stack's parameters substituted."""
-    from infra.tests.test_stacks import substitute
+    from infra.tests.test_stacks import pipeline_definition
 
-    body, variables = template["Resources"]["RetrainGuardPipeline"]["Properties"]["PipelineDefinition"][
-        "PipelineDefinitionBody"
-    ]["Fn::Sub"]
-    local = {}
-    for name, value in variables.items():
-        if isinstance(value, dict) and "Fn::Sub" in value:
-            inner = value["Fn::Sub"]
-            joined = {k: conditions.plain(v, values) for k, v in inner[1].items()}
-            value = substitute(inner[0], {**values, **joined})
-        local[name] = value
-    return json.loads(substitute(body, {**values, **local}))
+    return pipeline_definition(template, "RetrainGuardPipeline", values)
 
 
 # ------------------------------------------------------------------------------------------- batch stack

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.common import paths
+from model.common import paths, text_tables
 from model.common.data_contract import MISSING_CATEGORY, PROBLEM_TYPES, Schema, SchemaError
 from model.train import dataset
 
@@ -565,15 +565,7 @@ def summary_table(result: Draft) -> str:
         rows.append((c.name, c.kind, "yes" if c.entry["nullable"] else "no", describe_range(c), note))
     limits = (40, 11, 8, 40, 70)
     rows = [tuple(_cell(str(v), w) for v, w in zip(r, limits, strict=True)) for r in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    out = [rule]
-    for i, row in enumerate(rows):
-        out.append("| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |")
-        if i == 0:
-            out.append(rule)
-    out.append(rule)
-    return "\n".join(out)
+    return text_tables.boxed(rows)
 
 
 def gate_reminders(result: Draft, baseline: Mapping) -> list[str]:

@@ -4,14 +4,14 @@ CreateTransformJob takes them, and the upsert + start against moto with the grou
 from __future__ import annotations
 
 import json
-import socket
 
 import boto3
 import pytest
 from botocore.validate import ParamValidator
 
 from pipeline import batch_pipeline as bp
-from pipeline.tests.test_sagemaker_pipeline import PROJECT, REGION, SSM_VALUES, NetworkUsed, put_ssm
+from pipeline.tests.conftest import definition_offline
+from pipeline.tests.test_sagemaker_pipeline import PROJECT, REGION, SSM_VALUES, put_ssm
 
 MONITORING_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/monitoring"
 
@@ -23,23 +23,7 @@ def batch_config(env: str = "dev") -> dict:
 @pytest.fixture(scope="module")
 def definition(tmp_path_factory) -> dict:
     """`make batch-definition ENV=dev`, built with the network cut off."""
-    patch = pytest.MonkeyPatch()
-
-    def refuse(self, address, *args, **kwargs):
-        raise NetworkUsed(f"connection attempted to {address}")
-
-    patch.setattr(socket.socket, "connect", refuse)
-    patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    out = tmp_path_factory.mktemp("batch") / "batch-definition.json"
-    try:
-        code = bp.main(
-            ["definition", "--env", "dev", "--region", REGION, "--image-tag", "abc123", "--output", str(out)]
-        )
-    finally:
-        patch.undo()
-    assert code == 0
-    return json.loads(out.read_text(encoding="utf-8"))
+    return definition_offline(bp.main, tmp_path_factory.mktemp("batch") / "batch-definition.json")
 
 
 def concrete(node, values: dict):
@@ -203,19 +187,24 @@ def approved_package(region: str, group: str, approved: bool = True, model_data:
     return arn
 
 
+def upsert_and_start(capsys) -> str:
+    """`make batch-remote INPUT=s3://batch-in/today/` with one headerless CSV there: succeeds; returns its output."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="batch-in")
+    s3.put_object(Bucket="batch-in", Key="today/part-1.csv", Body=b"12,70.5,1,35.2,month_to_month,card\n")
+    code = bp.main(["upsert", "--env", "dev", "--region", REGION, "--input", "s3://batch-in/today/", "--start"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return out
+
+
 def test_remote_scores_with_the_newest_approved_package(aws_env, capsys):
     put_ssm(REGION, {**SSM_VALUES, "monitoring-image-uri": MONITORING_IMAGE})
     group = SSM_VALUES["model-package-group"]
     approved_package(REGION, group)
     newest = approved_package(REGION, group)
     approved_package(REGION, group, approved=False)  # newer, but not approved: never used
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="batch-in")
-    s3.put_object(Bucket="batch-in", Key="today/part-1.csv", Body=b"12,70.5,1,35.2,month_to_month,card\n")
-
-    code = bp.main(["upsert", "--env", "dev", "--region", REGION, "--input", "s3://batch-in/today/", "--start"])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    out = upsert_and_start(capsys)
     assert f"created pipeline {bp.batch_pipeline_name(PROJECT, 'dev')}" in out
     arn = out.split("started execution ")[1].split()[0]
     sm = boto3.client("sagemaker", region_name=REGION)
@@ -266,13 +255,7 @@ def test_remote_with_attributions_passes_the_packages_model_data(aws_env, monkey
     group = SSM_VALUES["model-package-group"]
     older = approved_package(REGION, group, model_data="s3://artifacts/train/job-1/output/model.tar.gz")
     newest = approved_package(REGION, group, model_data="s3://artifacts/train/job-2/output/model.tar.gz")
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="batch-in")
-    s3.put_object(Bucket="batch-in", Key="today/part-1.csv", Body=b"12,70.5,1,35.2,month_to_month,card\n")
-
-    code = bp.main(["upsert", "--env", "dev", "--region", REGION, "--input", "s3://batch-in/today/", "--start"])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    out = upsert_and_start(capsys)
     arn = out.split("started execution ")[1].split()[0]
     sm = boto3.client("sagemaker", region_name=REGION)
     parameters = {

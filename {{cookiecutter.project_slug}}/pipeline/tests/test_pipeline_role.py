@@ -17,6 +17,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from pipeline import sagemaker_api
 from pipeline import sagemaker_pipeline as sp
 from pipeline import sagemaker_settings as ss
 from pipeline.tests.test_sagemaker_pipeline import REGION, SSM_VALUES, put_data, put_ssm
@@ -101,7 +102,7 @@ def test_following_an_execution_is_authorised_for_the_train_role(toolchain, moto
         execution = capsys.readouterr().out.split("started execution ")[1].split()[0]
         client = boto3.Session(region_name=REGION).client("sagemaker")  # a new session: the role's credentials
         with pytest.raises(ClientError) as failure:
-            sp.wait(client, execution, poll_seconds=0, out=lambda line: None)
+            sagemaker_api.wait(client, execution, poll_seconds=0, out=lambda line: None)
     assert failure.value.operation_name == "ListPipelineExecutionSteps"
     if without:
         assert DENIED.search(str(failure.value)), failure.value

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
+from pipeline import sagemaker_api
 from pipeline import sagemaker_pipeline as sp
 from pipeline import sagemaker_settings as ss
-from pipeline.tests.conftest import NetworkUsed
+from pipeline.tests.conftest import definition_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, _ = ss.project_settings()
@@ -43,26 +43,7 @@ ALL_FLAGS = [
 @pytest.fixture(scope="module")
 def definition(tmp_path_factory) -> dict:
     """The dev definition as `make pipeline-definition` writes it, built with the network cut off."""
-    patch = pytest.MonkeyPatch()
-    attempts = []
-
-    def refuse(self, address, *args, **kwargs):
-        attempts.append(address)
-        raise NetworkUsed(f"connection attempted to {address}")
-
-    patch.setattr(socket.socket, "connect", refuse)
-    patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    out = tmp_path_factory.mktemp("definition") / "definition.json"
-    try:
-        code = sp.main(
-            ["definition", "--env", "dev", "--region", REGION, "--image-tag", "abc123", "--output", str(out)]
-        )
-    finally:
-        patch.undo()
-    assert code == 0
-    assert attempts == []
-    return json.loads(out.read_text(encoding="utf-8"))
+    return definition_offline(sp.main, tmp_path_factory.mktemp("definition") / "definition.json")
 
 
 def steps_by_name(definition: dict) -> dict[str, dict]:
@@ -517,7 +498,7 @@ def test_wait_prints_progress_and_the_failed_step_with_its_reason():
     )
     lines, sleeps = [], []
     with stubber:
-        status = sp.wait(client, EXECUTION_ARN, poll_seconds=7, out=lines.append, sleep=sleeps.append)
+        status = sagemaker_api.wait(client, EXECUTION_ARN, poll_seconds=7, out=lines.append, sleep=sleeps.append)
     stubber.assert_no_pending_responses()
     assert status == "Failed"
     assert sleeps == [7]
@@ -554,7 +535,7 @@ def test_wait_succeeds_without_sleeping_once_done():
     expect_poll(stubber, "Succeeded", [step(sp.REGISTER_STEP, "Succeeded")])
     lines = []
     with stubber:
-        assert sp.wait(client, EXECUTION_ARN, out=lines.append, sleep=pytest.fail) == "Succeeded"
+        assert sagemaker_api.wait(client, EXECUTION_ARN, out=lines.append, sleep=pytest.fail) == "Succeeded"
     assert lines[-1] == f"execution Succeeded: {EXECUTION_ARN}"
 
 

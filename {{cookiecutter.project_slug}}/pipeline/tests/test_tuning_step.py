@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import re
-import socket
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from model.common import tuning_config
 from pipeline import sagemaker_pipeline as sp
 from pipeline import sagemaker_settings as ss
-from pipeline.tests.conftest import NetworkUsed
+from pipeline.tests.conftest import offline
 from pipeline.tests.test_sagemaker_pipeline import REGION, steps_by_name, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,26 +43,18 @@ def build(argv: list[str]) -> tuple[int, dict | None]:
 def tuned(tmp_path_factory) -> dict:
     """The dev definition, tuning enabled for dev, with a KMS key and network isolation; built with no network."""
     root = tmp_path_factory.mktemp("tuned")
-    patch = pytest.MonkeyPatch()
-    attempts = []
-
-    def refuse(self, address, *args, **kwargs):
-        attempts.append(address)
-        raise NetworkUsed(f"connection attempted to {address}")
-
-    patch.setattr(socket.socket, "connect", refuse)
-    patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    patch.setattr(ss, "TUNING_FILE", tuning_file(root, environments={"dev": True, "staging": False, "prod": False}))
-    isolated = write_config(root / "config", "dev", lambda c: c["network"].update(enable_network_isolation=True), True)
-    for env in ("staging", "prod"):
-        (isolated / f"{env}.json").write_text((ROOT / "infra" / "config" / f"{env}.json").read_text("utf-8"), "utf-8")
-    patch.setattr(ss, "CONFIG_DIR", isolated)
-    try:
+    with offline() as attempts, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ss, "TUNING_FILE", tuning_file(root, environments={"dev": True, "staging": False, "prod": False}))
+        isolated = write_config(
+            root / "config", "dev", lambda c: c["network"].update(enable_network_isolation=True), True
+        )
+        for env in ("staging", "prod"):
+            (isolated / f"{env}.json").write_text(
+                (ROOT / "infra" / "config" / f"{env}.json").read_text("utf-8"), "utf-8"
+            )
+        patch.setattr(ss, "CONFIG_DIR", isolated)
         argv = ["definition", "--env", "dev", "--region", REGION, "--image-tag", "abc123", "--kms-key-arn", KMS]
         code, definition = build([*argv, "--output", str(root / "definition.json")])
-    finally:
-        patch.undo()
     assert code == 0
     assert attempts == []
     return definition
