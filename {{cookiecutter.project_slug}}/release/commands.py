@@ -528,6 +528,13 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
         )
     env = load_environment(environment, monitoring=True)
     source = f"infra/config/{env.name}.json"
+    if env.endpoint_type == "serverless":
+        raise ReleaseError(
+            f"{source}: endpoint.endpoint_type is serverless: SageMaker captures no traffic of serverless endpoints, "
+            "so the drift job would have nothing to read",
+            f'monitor a realtime or async environment, or set endpoint.endpoint_type to "realtime" in {source} '
+            f"(then make deploy ENV={env.name} REPLACE=1, which replaces the endpoint)",
+        )
     if not env.data["endpoint"]["data_capture"]["enabled"]:
         raise ReleaseError(
             f"{source}: endpoint.data_capture.enabled is false, so the endpoint records no traffic for the drift job",
