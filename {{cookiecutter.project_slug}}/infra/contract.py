@@ -77,6 +77,16 @@ STACK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "SubnetIds",
         "SecurityGroupIds",
         "EnableNetworkIsolation",
+        "EndpointType",
+        "ServerlessMemorySizeMB",
+        "ServerlessMaxConcurrency",
+        "ServerlessProvisionedConcurrency",
+        "AsyncOutputS3Uri",
+        "AsyncFailureS3Uri",
+        "AsyncNotifications",
+        "AsyncMaxConcurrentInvocations",
+        "AsyncTargetBacklogPerInstance",
+        "AsyncOldestRequestAgeSeconds",
     ),
     # infra/lib/monitoring.yaml: release/config.py's monitoring parameters
     "monitoring": (

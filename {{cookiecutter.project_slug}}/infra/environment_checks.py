@@ -1,4 +1,5 @@
-"""Checks of the "batch" and "retraining" blocks of infra/config/<env>.json and of every schedule expression in it,
+"""Checks of the endpoint type, the "batch" and "retraining" blocks of infra/config/<env>.json and of every schedule
+expression in it,
 shared by `make lint` (python -m infra.environment_checks), the release scripts (release.config) and the batch
 pipeline (pipeline.batch_pipeline), so each refuses the same mistakes before any AWS call.
 
@@ -6,6 +7,13 @@ The batch block names its Batch Transform settings exactly as CreateTransformJob
 BatchStrategy, MaxPayloadInMB, MaxConcurrentTransforms, TransformInput, TransformOutput, DataProcessing); the local
 batch scorer reads the same keys. Its lower-case keys are this repository's own: the schedule, the upload prefix
 that starts a run, and the optional steps.
+
+endpoint.endpoint_type chooses how the endpoint serves (docs/runbook.md, "Endpoint types"): "realtime" (instances
+behind InvokeEndpoint), "serverless" (ProductionVariant ServerlessConfig: memory and concurrency, no instances) or
+"async" (AsyncInferenceConfig: requests queued in S3, instances that scale to zero). A combination SageMaker refuses
+is refused here first, naming the key: a memory size it does not offer, provisioned concurrency above the maximum,
+data capture, a shadow variant or a VPC on a serverless endpoint, a shadow variant on an asynchronous one, an
+asynchronous endpoint without its output path.
 """
 
 from __future__ import annotations
@@ -142,6 +150,113 @@ def retraining_problems(data: dict, source: str) -> list[str]:
     return _block_problems(data, "retraining", RETRAINING_FIELDS, source)
 
 
+# ------------------------------------------------------------------------------------------- endpoint types
+ENDPOINT_TYPES = ("realtime", "serverless", "async")
+# ProductionVariantServerlessConfig (botocore's sagemaker model, ServerlessMemorySizeInMB 1024-6144 "in 1 GB
+# increments"; the same list in AWS::SageMaker::EndpointConfig ServerlessConfig).
+SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+MAX_SERVERLESS_CONCURRENCY = 200  # ServerlessMaxConcurrency / ServerlessProvisionedConcurrency max
+MAX_ASYNC_INVOCATIONS_PER_INSTANCE = 1000  # AsyncInferenceClientConfig MaxConcurrentInvocationsPerInstance max
+
+SERVERLESS_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "memory_size_mb": (
+        lambda v: v in SERVERLESS_MEMORY_SIZES and not isinstance(v, bool),
+        "one of " + ", ".join(str(m) for m in SERVERLESS_MEMORY_SIZES) + " (MB, SageMaker's serverless memory sizes)",
+    ),
+    "max_concurrency": _whole(1, MAX_SERVERLESS_CONCURRENCY),
+    "provisioned_concurrency": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SERVERLESS_CONCURRENCY,
+        f"a whole number from 0 (none: every container starts on demand) to {MAX_SERVERLESS_CONCURRENCY}",
+    ),
+}
+ASYNC_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "output_path": (
+        lambda v: isinstance(v, str) and bool(KEY_PREFIX.match(v)),
+        'a key prefix in the artifact bucket ending with "/" where SageMaker writes the answers '
+        '(e.g. "<project>/async/dev/output/")',
+    ),
+    "failure_path": (
+        lambda v: v == "" or (isinstance(v, str) and bool(KEY_PREFIX.match(v))),
+        'a key prefix in the artifact bucket ending with "/" for the error answers, or "" for the output path',
+    ),
+    "input_path": (
+        lambda v: isinstance(v, str) and bool(KEY_PREFIX.match(v)),
+        'a key prefix in the artifact bucket ending with "/" where requests are uploaded before InvokeEndpointAsync',
+    ),
+    "notifications": BOOL,
+    "max_concurrent_invocations_per_instance": _whole(1, MAX_ASYNC_INVOCATIONS_PER_INSTANCE),
+    "target_backlog_per_instance": _whole(1),
+    "oldest_request_alarm_seconds": _whole(60),
+}
+
+
+def endpoint_type_of(data: Any) -> str:
+    """The environment's endpoint type; "realtime" when the key is absent (files written before it existed)."""
+    present, value = lookup(data, "endpoint.endpoint_type")
+    return value if present else "realtime"
+
+
+def endpoint_problems(data: dict, source: str) -> list[str]:
+    """The endpoint type and its block, and the settings SageMaker refuses for that type."""
+    kind = endpoint_type_of(data)
+    if kind not in ENDPOINT_TYPES:
+        return [
+            f"{source}: endpoint.endpoint_type = {json.dumps(kind)} is not allowed: use one of "
+            + ", ".join(f'"{t}"' for t in ENDPOINT_TYPES)
+        ]
+    problems = _block_problems(data, "endpoint.serverless", SERVERLESS_FIELDS, source)
+    problems += _block_problems(data, "endpoint.async", ASYNC_FIELDS, source)
+    if kind == "realtime":
+        return problems
+    block = f"endpoint.{kind}"
+    if not lookup(data, block)[0]:
+        fields = SERVERLESS_FIELDS if kind == "serverless" else ASYNC_FIELDS
+        missing = f'{source}: endpoint.endpoint_type is "{kind}" but {block} is missing: add it with '
+        return [*problems, missing + ", ".join(fields) + " (see infra/README.md)"]
+    if problems:
+        return problems
+
+    def on(key: str) -> bool:
+        return lookup(data, key)[1] is True
+
+    if kind == "serverless":
+        serverless = data["endpoint"]["serverless"]
+        if serverless["provisioned_concurrency"] > serverless["max_concurrency"]:
+            problems.append(
+                f"{source}: endpoint.serverless.provisioned_concurrency = {serverless['provisioned_concurrency']} is "
+                f"above endpoint.serverless.max_concurrency = {serverless['max_concurrency']}: SageMaker wants "
+                "provisioned <= max; lower it or raise max_concurrency"
+            )
+        if on("endpoint.data_capture.enabled"):
+            problems.append(
+                f"{source}: endpoint.data_capture.enabled = true on a serverless endpoint: SageMaker captures no "
+                "traffic of serverless endpoints (no drift monitoring either); set it to false, or use "
+                'endpoint_type "realtime" or "async"'
+            )
+        if lookup(data, "network.subnet_ids")[1] or on("network.enable_network_isolation"):
+            problems.append(
+                f"{source}: network.subnet_ids / network.enable_network_isolation are set on a serverless endpoint: "
+                'serverless endpoints run outside your VPC; clear them or use endpoint_type "realtime" or "async"'
+            )
+    if on("endpoint.shadow_variant.enabled"):
+        problems.append(
+            f"{source}: endpoint.shadow_variant.enabled = true on a {kind} endpoint: SageMaker runs shadow variants "
+            'only on real-time instance endpoints; set it to false or use endpoint_type "realtime"'
+        )
+    return problems
+
+
+def min_capacity_problems(data: dict, source: str) -> list[str]:
+    """Only an asynchronous endpoint may scale to zero instances (its requests wait in the queue meanwhile)."""
+    present, minimum = lookup(data, "endpoint.autoscaling.min_capacity")
+    if present and minimum == 0 and endpoint_type_of(data) == "realtime":
+        return [
+            f"{source}: endpoint.autoscaling.min_capacity = 0 on a realtime endpoint: only an async endpoint scales to "
+            'zero instances; use 1 or more, or endpoint_type "async"'
+        ]
+    return []
+
+
 def schedule_problems(data: dict, source: str) -> list[str]:
     """Each schedule expression EventBridge Scheduler would refuse, naming the key and the value."""
     problems = []
@@ -158,7 +273,13 @@ def schedule_problems(data: dict, source: str) -> list[str]:
 def environment_problems(data: Any, source: str) -> list[str]:
     if not isinstance(data, dict):
         return [f"{source}: the file must hold a JSON object"]
-    return schedule_problems(data, source) + batch_problems(data, source) + retraining_problems(data, source)
+    return (
+        endpoint_problems(data, source)
+        + min_capacity_problems(data, source)
+        + schedule_problems(data, source)
+        + batch_problems(data, source)
+        + retraining_problems(data, source)
+    )
 
 
 def check_directory(config_dir: Path = contract.CONFIG_DIR) -> list[str]:
@@ -183,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return 2
     count = len(list(config_dir.glob("*.json")))
-    print(f"environment files: {count} checked (schedules, batch, retraining): no problem")
+    print(f"environment files: {count} checked (endpoint type, schedules, batch, retraining): no problem")
     return 0
 
 

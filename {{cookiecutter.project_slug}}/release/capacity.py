@@ -65,6 +65,8 @@ def plan(autoscaling, env: EnvironmentConfig, deployed: dict[str, str], endpoint
     configured = env.data["endpoint"]["instance_count"]
     scaling = env.data["endpoint"]["autoscaling"]
     name = env.endpoint_name
+    if env.endpoint_type == "serverless":  # no instances, no scalable target: SageMaker sizes the fleet
+        return Plan(name, configured)
     live = live_count(endpoint) if deployed and endpoint and endpoint.get("EndpointStatus") == "InService" else 0
     if not live:
         return Plan(name, configured)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from release import capacity, config, drift_baselines, formats, preflight, registry, stack
+from release import capacity, config, drift_baselines, formats, preflight, pricing, registry, stack
 from release.aws import Clients, Settings, check_account
 from release.config import (
     BATCH_TEMPLATE,
@@ -46,6 +47,7 @@ class Context:
     monitoring_template: Path = MONITORING_TEMPLATE
     region: str = ""
     dry_run: bool = False
+    allow_replacement: bool = False  # --replace: an endpoint type change deletes and recreates the endpoint
     timeout_seconds: float = 3 * 3600
     out: Output = field(default_factory=Output)
     _clients: dict[str, Clients] = field(default_factory=dict)
@@ -152,14 +154,16 @@ def deploy(
     failed_creation = current is not None and current["StackStatus"] == stack.FAILED_CREATION
     exists = current is not None and current["StackStatus"] not in ("REVIEW_IN_PROGRESS", stack.FAILED_CREATION)
     deployed = stack.parameters_of(current) if exists else {}
+    replacement = _type_change(ctx, env, stack_name, deployed) if exists else ""
     preflight.require(preflight.deploy_checks(clients, env, values["execution_role_arn"]), f"{why} to {env.name}")
-    fleet = capacity.plan(clients.autoscaling, env, deployed, endpoint)
+    fleet = capacity.plan(clients.autoscaling, env, {} if replacement else deployed, endpoint)
     inputs = StackInputs(
         model_package_arn=package.arn,
         execution_role_arn=values["execution_role_arn"],
         kms_key_arn=values["kms_key_arn"],
         data_capture_s3_uri=data_capture_uri(values["artifact_bucket"], ctx.project, env.name),
         shadow_model_package_arn=shadow_arn,
+        artifact_bucket=values["artifact_bucket"],
     )
     parameters = {
         **endpoint_stack_parameters(ctx.project, env, inputs),
@@ -171,8 +175,10 @@ def deploy(
     ctx.out.say(
         f"{why}: {env.name} endpoint {env.endpoint_name} (stack {stack_name}, {clients.region}): "
         f"{_describe_arn(before) if exists else 'not deployed yet'} -> {_describe_arn(package.arn)} "
-        f"({artifact_format} artifact, {image_format} image), strategy {parameters['DeploymentStrategy']}"
+        f"({artifact_format} artifact, {image_format} image), {env.endpoint_type} endpoint, strategy "
+        f"{parameters['DeploymentStrategy']}"
     )
+    ctx.out.say(f"  {pricing.describe(env)}")
     for line in capacity.describe(fleet, deployed.get("InstanceType", ""), parameters["InstanceType"]):
         ctx.out.say(f"  {line}")
     if exists and stack.is_unchanged(clients.cloudformation, current, body, parameters, frozenset({"InstanceCount"})):
@@ -182,6 +188,12 @@ def deploy(
         stack.replace_failed_creation(
             clients.cloudformation, ctx.out, stack_name, ctx.timeout_seconds, ctx.dry_run, env.endpoint_name
         )
+    if replacement:
+        ctx.out.say(replacement)
+        stack.delete_for_replacement(
+            clients.cloudformation, ctx.out, stack_name, ctx.timeout_seconds, ctx.dry_run, env.endpoint_name
+        )
+        exists, deployed = False, {}
     restore = (int(parameters["AutoScalingMinCapacity"]), int(parameters["AutoScalingMaxCapacity"]))
     if ctx.dry_run:
         with capacity.scaling_released(clients.autoscaling, ctx.out, fleet, restore, dry_run=True):
@@ -201,6 +213,33 @@ def deploy(
                 f"make monitor-deploy ENV={env.name} (release.py monitor --env {env.name})"
             )
     return status
+
+
+def _type_change(ctx: Context, env: EnvironmentConfig, stack_name: str, deployed: dict[str, str]) -> str:
+    """'' when the deployed endpoint has the configured type; else the replacement plan (refused without --replace).
+
+    SageMaker moves an endpoint to a new endpoint configuration with a blue/green update only within one type: an
+    instance endpoint cannot become serverless (UpdateEndpoint answers ValidationException), nor can an
+    asynchronous configuration replace a real-time one in place. So a type change deletes the endpoint stack and
+    creates it again: the endpoint serves nothing in between.
+    """
+    before = deployed.get("EndpointType", "realtime")
+    if before == env.endpoint_type:
+        return ""
+    plan = (
+        f"endpoint type {before} -> {env.endpoint_type} (endpoint.endpoint_type in infra/config/{env.name}.json): "
+        "SageMaker cannot change the type of an endpoint in place, so this is a REPLACEMENT - stack "
+        f"{stack_name} is deleted (endpoint {env.endpoint_name} stops serving, its alarms and scaling go with it) and "
+        "created again with the new type; the endpoint is unavailable until the new one is InService (typically "
+        "5-10 minutes)"
+    )
+    if not ctx.allow_replacement and not ctx.dry_run:
+        raise ReleaseError(
+            plan,
+            f"run it deliberately: make deploy ENV={env.name} REPLACE=1 (release.py deploy --env {env.name} "
+            f"--replace), or keep endpoint.endpoint_type {json.dumps(before)}",
+        )
+    return plan
 
 
 def _template(path: Path, parameters: dict[str, str], kind: str) -> tuple[str, dict]:
@@ -374,11 +413,27 @@ def status(ctx: Context, environments: list[str]) -> None:
                     endpoint["EndpointStatus"] if endpoint else "-",
                     str(registry.package_version(params["ModelPackageArn"])) if params.get("ModelPackageArn") else "-",
                     params.get("DeploymentStrategy", "-"),
+                    _type_column(env, params),
+                    pricing.describe(env),
                 ]
             )
         except (ReleaseError, ClientError, BotoCoreError) as exc:
-            rows.append([name, "", f"error: {str(exc).splitlines()[0]}", "", "", "", ""])
-    ctx.out.table(["env", "stack", "stack status", "endpoint", "endpoint status", "package", "strategy"], rows)
+            rows.append([name, "", f"error: {str(exc).splitlines()[0]}", "", "", "", "", "", ""])
+    ctx.out.table(
+        [
+            "env",
+            "stack",
+            "stack status",
+            "endpoint",
+            "endpoint status",
+            "package",
+            "strategy",
+            "type",
+            "cost (estimate)",
+        ],
+        rows,
+    )
+    ctx.out.say(pricing.FOOTNOTE)
     if clients is None:
         return
     group = ctx.settings(clients).one("model_package_group")
@@ -388,6 +443,14 @@ def status(ctx: Context, environments: list[str]) -> None:
         ["version", "approval", "created"],
         [[str(p.version), p.status, p.created.strftime("%Y-%m-%d %H:%M") if p.created else ""] for p in packages[:10]],
     )
+
+
+def _type_column(env: EnvironmentConfig, deployed: dict[str, str]) -> str:
+    """The configured type, and the deployed one when they differ (the next deploy replaces the endpoint)."""
+    running = deployed.get("EndpointType", "realtime") if deployed else env.endpoint_type
+    if running == env.endpoint_type:
+        return env.endpoint_type
+    return f"{running} (configured {env.endpoint_type}: next deploy replaces)"
 
 
 # ---------------------------------------------------------------------------------------------- preflight
@@ -465,6 +528,13 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
         )
     env = load_environment(environment, monitoring=True)
     source = f"infra/config/{env.name}.json"
+    if env.endpoint_type == "serverless":
+        raise ReleaseError(
+            f"{source}: endpoint.endpoint_type is serverless: SageMaker captures no traffic of serverless endpoints, "
+            "so the drift job would have nothing to read",
+            f'monitor a realtime or async environment, or set endpoint.endpoint_type to "realtime" in {source} '
+            f"(then make deploy ENV={env.name} REPLACE=1, which replaces the endpoint)",
+        )
     if not env.data["endpoint"]["data_capture"]["enabled"]:
         raise ReleaseError(
             f"{source}: endpoint.data_capture.enabled is false, so the endpoint records no traffic for the drift job",

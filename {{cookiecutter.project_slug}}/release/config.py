@@ -99,7 +99,8 @@ FIELDS: dict[str, tuple] = {
     "endpoint.name": _pattern(ENDPOINT_NAME, "letters, digits and hyphens, at most 63 characters"),
     "endpoint.instance_type": _pattern(INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large"),
     "endpoint.instance_count": _int_range(1),
-    "endpoint.autoscaling.min_capacity": _int_range(1),
+    # 0 only for an async endpoint (infra.environment_checks.min_capacity_problems)
+    "endpoint.autoscaling.min_capacity": _int_range(0),
     "endpoint.autoscaling.max_capacity": _int_range(1),
     "endpoint.autoscaling.target_invocations_per_instance": _int_range(1),
     "endpoint.data_capture.enabled": _BOOL,
@@ -216,6 +217,11 @@ class EnvironmentConfig:
         return self.data["endpoint"]["name"]
 
     @property
+    def endpoint_type(self) -> str:
+        """realtime, serverless or async (endpoint.endpoint_type; realtime when absent)."""
+        return environment_checks.endpoint_type_of(self.data)
+
+    @property
     def strategy(self) -> str:
         return self.data["deployment"]["strategy"]
 
@@ -262,6 +268,11 @@ class StackInputs:
     kms_key_arn: str
     data_capture_s3_uri: str
     shadow_model_package_arn: str = ""
+    artifact_bucket: str = ""  # where an async endpoint's output and failure paths are
+
+
+def async_uri(bucket: str, prefix: str) -> str:
+    return f"s3://{bucket}/{prefix}" if bucket and prefix else ""
 
 
 def data_capture_uri(bucket: str, project: Project, environment: str) -> str:
@@ -311,10 +322,36 @@ def cloudformation_string(value) -> str:
     return str(value)
 
 
+# Parameters of one endpoint type <- key of its block; the block may be absent for another type, and then the
+# parameter keeps the template's default (the same values as here, so an unchanged stack compares equal).
+TYPE_SETTINGS = {
+    "ServerlessMemorySizeMB": ("endpoint.serverless.memory_size_mb", "2048"),
+    "ServerlessMaxConcurrency": ("endpoint.serverless.max_concurrency", "5"),
+    "ServerlessProvisionedConcurrency": ("endpoint.serverless.provisioned_concurrency", "0"),
+    "AsyncNotifications": ("endpoint.async.notifications", "true"),
+    "AsyncMaxConcurrentInvocations": ("endpoint.async.max_concurrent_invocations_per_instance", "4"),
+    "AsyncTargetBacklogPerInstance": ("endpoint.async.target_backlog_per_instance", "5"),
+    "AsyncOldestRequestAgeSeconds": ("endpoint.async.oldest_request_alarm_seconds", "900"),
+}
+
+
+def type_parameters(env: EnvironmentConfig, inputs: StackInputs) -> dict[str, str]:
+    """EndpointType and the parameters of the serverless and async blocks."""
+    values = {"EndpointType": env.endpoint_type}
+    for name, (key, default) in TYPE_SETTINGS.items():
+        present, value = _lookup(env.data, key)
+        values[name] = cloudformation_string(value) if present else default
+    block = env.data["endpoint"].get("async", {}) if env.endpoint_type == "async" else {}
+    values["AsyncOutputS3Uri"] = async_uri(inputs.artifact_bucket, block.get("output_path", ""))
+    values["AsyncFailureS3Uri"] = async_uri(inputs.artifact_bucket, block.get("failure_path", ""))
+    return values
+
+
 def endpoint_stack_parameters(project: Project, env: EnvironmentConfig, inputs: StackInputs) -> dict[str, str]:
     """The endpoint stack's parameters (infra/lib/endpoint.yaml), every value a string as CloudFormation wants."""
     capturing = setting(env.data, ENDPOINT_SETTINGS["DataCaptureEnabled"])
     return {
+        **type_parameters(env, inputs),
         "ProjectName": project.name,
         "Environment": env.name,
         "ModelPackageArn": inputs.model_package_arn,

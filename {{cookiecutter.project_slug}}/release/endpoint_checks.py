@@ -6,6 +6,12 @@
 Requests are built from model/config/schema.json, answers are checked against the serving contract in
 docs/contracts.md: one prediction per row in the documented format, 4xx (never 5xx) for bad input, and the
 p99 latency of single-row requests under the environment's alarm threshold. Prints a table; exits 1 on a failure.
+
+The environment's endpoint.endpoint_type decides how requests travel: realtime and serverless endpoints answer
+InvokeEndpoint (a serverless endpoint gets one untimed request first: its cold start is not its latency); an
+async endpoint gets each payload as an S3 object under endpoint.async.input_path, InvokeEndpointAsync, and its answer
+is the object SageMaker writes at the OutputLocation (or the FailureLocation: the container refused the request);
+its latency limit is endpoint.async.oldest_request_alarm_seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import math
 import sys
 import time
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,8 @@ SCHEMA = paths.SCHEMA_FILE
 CSV, JSON = "text/csv", "application/json"
 BATCH_ROWS = 5
 TIMEOUT_SECONDS = 60.0  # SageMaker's own limit for one invocation
+ASYNC_POLL_SECONDS = 2.0
+ASYNC_REQUESTS = 5  # timed async requests by default: each is an S3 round trip through the queue
 
 
 @dataclass
@@ -94,6 +103,75 @@ class SageMakerTransport:
             status = exc.response.get("OriginalStatusCode") or exc.response["ResponseMetadata"]["HTTPStatusCode"]
             return Answer(int(status), (error.get("Message") or "").encode())
         return Answer(200, response["Body"].read(), response.get("ContentType", ""))
+
+
+class AsyncTransport:
+    """InvokeEndpointAsync: the payload goes to S3 first, the answer comes back as an S3 object.
+
+    A request the container refused (4xx or 5xx) lands at the FailureLocation with the container's error body; its
+    status is not kept by SageMaker, so the error body's own "error" field decides: the inference server's 4xx
+    errors name the problem (bad_request, unsupported_media_type, ...), its 5xx say "internal_error".
+    """
+
+    def __init__(self, sagemaker, runtime, s3, endpoint_name: str, bucket: str, input_prefix: str, timeout: float):
+        self.sagemaker = sagemaker
+        self.runtime = runtime
+        self.s3 = s3
+        self.name = endpoint_name
+        self.bucket = bucket
+        self.input_prefix = input_prefix
+        self.timeout = timeout
+        self.sleep = time.sleep
+
+    def ping(self) -> tuple[bool, str]:
+        return SageMakerTransport(self.sagemaker, None, self.name).ping()
+
+    def invoke(self, body: bytes, content_type: str, accept: str = JSON) -> Answer:
+        from botocore.exceptions import ClientError
+
+        key = f"{self.input_prefix}{uuid.uuid4().hex}"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        try:
+            started = self.runtime.invoke_endpoint_async(
+                EndpointName=self.name,
+                InputLocation=f"s3://{self.bucket}/{key}",
+                ContentType=content_type,
+                Accept=accept,
+                InvocationTimeoutSeconds=int(TIMEOUT_SECONDS),
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            return Answer(exc.response["ResponseMetadata"]["HTTPStatusCode"], (error.get("Message") or "").encode())
+        deadline = time.monotonic() + self.timeout
+        while True:
+            for location, failed in ((started["OutputLocation"], False), (started.get("FailureLocation", ""), True)):
+                found = self._read(location)
+                if found is not None:
+                    return Answer(self._status(found) if failed else 200, found, "" if failed else accept)
+            if time.monotonic() > deadline:
+                return Answer(504, f"no answer at {started['OutputLocation']} after {self.timeout:.0f} s".encode())
+            self.sleep(ASYNC_POLL_SECONDS)
+
+    def _read(self, location: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        if not location:
+            return None
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        try:
+            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    @staticmethod
+    def _status(body: bytes) -> int:
+        try:
+            error = json.loads(body).get("error", "")
+        except (ValueError, AttributeError):
+            error = ""
+        return 400 if error and error != "internal_error" else 500
 
 
 # ------------------------------------------------------------------------------------------------ requests
@@ -224,6 +302,7 @@ def run_checks(transport, schema: dict, requests: int, p99_ms: float) -> list[tu
         answer = transport.invoke(body, content_type)
         record(f"bad input: {what}", (400 <= answer.status < 500, f"status {answer.status}"))
     single = to_csv(schema, records[:1])
+    transport.invoke(single, CSV)  # untimed: a serverless (or scaled-down) endpoint's cold start is not latency
     timings = []
     failures = 0
     for _ in range(requests):
@@ -246,13 +325,22 @@ def print_table(results: list[tuple[str, bool, str]], out=None) -> None:
         print(f"{name.ljust(width)}  {'PASS' if passed else 'FAIL':6}  {detail}", file=out)
 
 
-def build_transport(args: argparse.Namespace, endpoint_name: str, region: str):
+def build_transport(args: argparse.Namespace, endpoint_name: str, region: str, env=None):
     if args.url:
         return HttpTransport(args.url)
     import boto3
 
     session = boto3.session.Session(region_name=args.region or region)
-    return SageMakerTransport(session.client("sagemaker"), session.client("sagemaker-runtime"), endpoint_name)
+    sagemaker, runtime = session.client("sagemaker"), session.client("sagemaker-runtime")
+    if env is None or env.endpoint_type != "async":
+        return SageMakerTransport(sagemaker, runtime, endpoint_name)
+    from release.aws import Clients, Settings
+    from release.config import load_project
+
+    bucket = Settings(load_project(), Clients(session.region_name), {}).one("artifact_bucket")
+    block = env.data["endpoint"]["async"]
+    timeout = float(block["oldest_request_alarm_seconds"])
+    return AsyncTransport(sagemaker, runtime, session.client("s3"), endpoint_name, bucket, block["input_path"], timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,8 +357,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ReleaseError(f"--requests {args.requests}: give at least 1", "e.g. --requests 50")
         env = load_environment(args.env)
         schema = load_schema()
-        transport = build_transport(args, args.endpoint_name or env.endpoint_name, env.region)
+        transport = build_transport(args, args.endpoint_name or env.endpoint_name, env.region, env)
         limit = args.p99_ms or env.latency_p99_ms
+        if isinstance(transport, AsyncTransport):
+            limit = args.p99_ms or env.data["endpoint"]["async"]["oldest_request_alarm_seconds"] * 1000
+            args.requests = min(args.requests, ASYNC_REQUESTS) if args.requests == 50 else args.requests
         print(f"testing {transport.name} ({args.env}), {args.requests} timed requests, p99 limit {limit:.0f} ms")
         results = run_checks(transport, schema, args.requests, limit)
     except ReleaseError as exc:

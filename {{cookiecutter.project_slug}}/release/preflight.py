@@ -35,6 +35,8 @@ def endpoint_needs(env: EnvironmentConfig) -> dict[str, int]:
     """Instances per "<type> for endpoint usage" quota: a blue/green update runs old and new fleet side by side."""
     endpoint = env.data["endpoint"]
     needs: dict[str, int] = {}
+    if env.endpoint_type == "serverless":  # no instances (concurrency has its own account-wide limit)
+        return needs
     most = max(endpoint["instance_count"], endpoint["autoscaling"]["max_capacity"])
     needs[f"{endpoint['instance_type']} for endpoint usage"] = 2 * most
     shadow = endpoint["shadow_variant"]

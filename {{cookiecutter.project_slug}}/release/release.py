@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     promote = sub.add_parser("promote", parents=[common], help="deploy to --to exactly what --from runs")
     promote.add_argument("--from", dest="source", default="staging", choices=ENVIRONMENTS)
     promote.add_argument("--to", dest="target", default="prod", choices=ENVIRONMENTS)
+    for command in (deploy, promote):
+        command.add_argument(
+            "--replace",
+            action="store_true",
+            help="allow deleting and recreating the endpoint when endpoint.endpoint_type changed (downtime)",
+        )
 
     rollback = sub.add_parser("rollback", parents=[common], help="go back to the previous Approved package")
     rollback.add_argument("--env", required=True, choices=ENVIRONMENTS)
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
         overrides={name: getattr(args, name) for name in SETTINGS},
         region=args.region,
         dry_run=args.dry_run,
+        allow_replacement=getattr(args, "replace", False),
         timeout_seconds=getattr(args, "timeout", 3 * 3600),
         out=out,
     )

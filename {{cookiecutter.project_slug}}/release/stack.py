@@ -191,6 +191,27 @@ def replace_failed_creation(
     )
     if endpoint_name:
         out.say(f"  the container logs of that attempt: CloudWatch log group /aws/sagemaker/Endpoints/{endpoint_name}")
+    _delete_and_wait(
+        cloudformation,
+        out,
+        stack_name,
+        timeout_seconds,
+        dry_run,
+        endpoint_name,
+        "left ROLLBACK_COMPLETE by a failed creation",
+    )
+
+
+def delete_for_replacement(
+    cloudformation, out: Output, stack_name: str, timeout_seconds: float, dry_run: bool, endpoint_name: str = ""
+) -> None:
+    """Delete a healthy endpoint stack whose endpoint changes type, so that it can be created with the new one."""
+    _delete_and_wait(cloudformation, out, stack_name, timeout_seconds, dry_run, endpoint_name, "replaced (type change)")
+
+
+def _delete_and_wait(
+    cloudformation, out: Output, stack_name: str, timeout_seconds: float, dry_run: bool, endpoint_name: str, why: str
+) -> None:
     if dry_run:
         out.call("cloudformation.delete_stack", {"StackName": stack_name})
         out.say("[dry-run] then: wait until the stack is deleted, and create it again as below")
@@ -207,7 +228,7 @@ def replace_failed_creation(
             return
         if status == "DELETE_FAILED":
             raise ReleaseError(
-                f"the deletion of {stack_name} (left ROLLBACK_COMPLETE by a failed creation) failed: "
+                f"the deletion of {stack_name} ({why}) failed: "
                 f"{found.get('StackStatusReason', 'see its events')}; nothing was created",
                 delete_steps(stack_name, endpoint_name),
             )

@@ -119,3 +119,64 @@ def test_make_lint_refuses_a_bad_schedule_with_exit_2(tmp_path):
     assert result.returncode == 2
     assert 'infra/config/dev.json: batch.schedule_expression = "rate(1 hours)"' in result.stderr
     assert "prod.json" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "key,value,words",
+    [
+        ("endpoint.endpoint_type", "batch", 'endpoint.endpoint_type = "batch" is not allowed: use one of "realtime",'),
+        ("endpoint.serverless.memory_size_mb", 512, "memory_size_mb = 512 is not allowed: use one of 1024, 2048"),
+        ("endpoint.serverless.memory_size_mb", 2500, "memory_size_mb = 2500 is not allowed"),
+        ("endpoint.serverless.max_concurrency", 201, "max_concurrency = 201 is not allowed"),
+        ("endpoint.serverless.provisioned_concurrency", 6, "above endpoint.serverless.max_concurrency = 5"),
+        ("endpoint.data_capture.enabled", True, "endpoint.data_capture.enabled = true on a serverless endpoint"),
+        ("network.subnet_ids", ["subnet-1"], "network.subnet_ids / network.enable_network_isolation are set"),
+        ("endpoint.shadow_variant.enabled", True, "shadow_variant.enabled = true on a serverless endpoint"),
+    ],
+)
+def test_a_serverless_setting_sagemaker_refuses_is_named(key, value, words):
+    data = copy.deepcopy(config("dev"))
+    assert data["endpoint"]["endpoint_type"] == "serverless"
+    node = data
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+
+    problems = environment_checks.environment_problems(data, "infra/config/dev.json")
+    assert any(words in p for p in problems), problems
+
+
+def test_an_async_endpoint_needs_its_output_path_and_may_scale_to_zero():
+    data = copy.deepcopy(config("staging"))
+    data["endpoint"]["endpoint_type"] = "async"
+    data["endpoint"]["autoscaling"]["min_capacity"] = 0
+    assert environment_checks.environment_problems(data, "s") == []
+    del data["endpoint"]["async"]["output_path"]
+    assert environment_checks.environment_problems(data, "s") == [
+        's: endpoint.async.output_path is missing: add it (a key prefix in the artifact bucket ending with "/" where '
+        'SageMaker writes the answers (e.g. "<project>/async/dev/output/"))'
+    ]
+    del data["endpoint"]["async"]
+    assert "endpoint.async is missing" in environment_checks.environment_problems(data, "s")[0]
+
+
+def test_a_file_without_endpoint_type_is_realtime_and_only_async_scales_to_zero():
+    data = copy.deepcopy(config("staging"))
+    del data["endpoint"]["endpoint_type"]
+    assert environment_checks.endpoint_type_of(data) == "realtime"
+    data["endpoint"]["autoscaling"]["min_capacity"] = 0
+    assert "only an async endpoint scales to zero" in environment_checks.environment_problems(data, "s")[0]
+
+
+def test_make_lint_refuses_an_unknown_endpoint_type_with_exit_2(tmp_path):
+    data = config("staging")
+    data["endpoint"]["endpoint_type"] = "Serverless"
+    (tmp_path / "staging.json").write_text(json.dumps(data), encoding="utf-8")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.environment_checks", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert 'infra/config/staging.json: endpoint.endpoint_type = "Serverless" is not allowed' in result.stderr
+    assert '"realtime", "serverless", "async"' in result.stderr

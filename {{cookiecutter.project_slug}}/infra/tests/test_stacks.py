@@ -112,6 +112,8 @@ def sample_parameters(stack: str, **overrides: str) -> dict[str, str]:
             "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-sagemaker",
             "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             "DataCaptureS3Uri": f"s3://{PROJECT}-artifacts/datacapture",
+            "AsyncOutputS3Uri": "",
+            "AsyncFailureS3Uri": "",
         },
         "monitoring": {
             "Environment": "staging",
@@ -378,12 +380,23 @@ def test_other_accounts_get_the_model_packages_the_key_and_the_artifacts():
 
 
 # ------------------------------------------------------------------------------------------- endpoint
+def rollback_guards(template: dict) -> list[str]:
+    config = template["Resources"]["Endpoint"]["Properties"]["DeploymentConfig"]
+    return [a["AlarmName"]["Ref"] for a in config["AutoRollbackConfiguration"]["Alarms"]]
+
+
 def test_the_endpoint_rolls_back_on_its_guard_alarms():
     template = load("endpoint")
     config = template["Resources"]["Endpoint"]["Properties"]["DeploymentConfig"]
     alarms = resources(template, "AWS::CloudWatch::Alarm")
 
-    assert [a["AlarmName"] for a in config["AutoRollbackConfiguration"]["Alarms"]] == [{"Ref": n} for n in alarms]
+    # Every alarm without a condition (those of every endpoint type) guards deployments; the type-specific ones
+    # (serverless concurrency, async backlog) do not: a new fleet starts cold, a backlog grows while scaling up.
+    assert rollback_guards(template) == [n for n, a in alarms.items() if "Condition" not in a]
+    assert {alarms[n].get("Condition") for n in alarms if n not in rollback_guards(template)} == {
+        "IsServerless",
+        "IsAsync",
+    }
     routing = config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     assert routing["Type"] == {"Ref": "DeploymentStrategy"}
     assert load("endpoint")["Parameters"]["DeploymentStrategy"]["AllowedValues"] == ["ALL_AT_ONCE", "CANARY", "LINEAR"]
@@ -487,7 +500,9 @@ def test_the_stack_alarms_agree_with_alarms_json():
         stack_properties = stack_alarms[alarm["id"]]
         assert _alarm_view(stack_properties, placeholders) == _alarm_view(alarm, placeholders), alarm["id"]
     rollback = {a["id"] for a in document["alarms"] if a["rollback"]}
-    assert rollback == set(_stack_alarms("endpoint"))
+    endpoint = load("endpoint")
+    guards = {endpoint["Resources"][n]["Properties"]["AlarmName"]["Fn::Sub"] for n in rollback_guards(endpoint)}
+    assert rollback == {g.removeprefix("${EndpointName}-") for g in guards}
 
 
 # ------------------------------------------------------------------------------------------- monitoring
@@ -673,6 +688,125 @@ def test_the_endpoint_stack_deploys_to_moto(aws):
     if moto_supports("AWS::CloudWatch::Alarm"):
         alarms = {a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]}
         assert alarms == {f"{PROJECT}-staging-{name}" for name in _stack_alarms("endpoint")}
+
+
+SERVERLESS = {"EndpointType": "serverless", "DataCaptureEnabled": "false", "DataCaptureS3Uri": ""}
+ASYNC = {
+    "EndpointType": "async",
+    "AsyncOutputS3Uri": f"s3://{PROJECT}-artifacts/{PROJECT}/async/staging/output/",
+    "AsyncFailureS3Uri": f"s3://{PROJECT}-artifacts/{PROJECT}/async/staging/failure/",
+    "AutoScalingMinCapacity": "0",
+    "AutoScalingMaxCapacity": "3",
+}
+
+
+def test_a_serverless_variant_has_memory_and_concurrency_and_no_instances_scaling_or_capture():
+    template, _ = effective_template("endpoint", **SERVERLESS, ServerlessProvisionedConcurrency="2")
+    found = template["Resources"]
+    config = found["EndpointConfig"]["Properties"]
+    (variant,) = config["ProductionVariants"]
+
+    assert variant["ServerlessConfig"] == {
+        "MemorySizeInMB": ref("ServerlessMemorySizeMB"),
+        "MaxConcurrency": ref("ServerlessMaxConcurrency"),
+        "ProvisionedConcurrency": ref("ServerlessProvisionedConcurrency"),
+    }
+    assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
+    assert not {"KmsKeyId", "DataCaptureConfig", "AsyncInferenceConfig"} & set(config)
+    assert not resources(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert set(resources(template, "AWS::CloudWatch::Alarm")) == {
+        "Invocation5xxErrorsAlarm",
+        "ModelLatencyP99Alarm",
+        "ServerlessConcurrencyAlarm",
+    }
+    on_demand, _ = effective_template("endpoint", **SERVERLESS)
+    assert (
+        "ProvisionedConcurrency"
+        not in on_demand["Resources"]["EndpointConfig"]["Properties"]["ProductionVariants"][0]["ServerlessConfig"]
+    )
+    assert load("endpoint")["Parameters"]["ServerlessMemorySizeMB"]["AllowedValues"] == [
+        1024,
+        2048,
+        3072,
+        4096,
+        5120,
+        6144,
+    ]
+
+
+def test_an_async_endpoint_writes_to_s3_notifies_and_scales_on_its_backlog_from_zero():
+    template, _ = effective_template("endpoint", **ASYNC)
+    found = template["Resources"]
+    config = found["EndpointConfig"]["Properties"]["AsyncInferenceConfig"]
+
+    assert config["OutputConfig"]["S3OutputPath"] == ref("AsyncOutputS3Uri")
+    assert config["OutputConfig"]["S3FailurePath"] == ref("AsyncFailureS3Uri")
+    assert config["OutputConfig"]["NotificationConfig"] == {
+        "SuccessTopic": ref("AsyncSuccessTopic"),
+        "ErrorTopic": ref("AsyncErrorTopic"),
+    }
+    assert config["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": ref("AsyncMaxConcurrentInvocations")}
+    tracking = found["AsyncBacklogScalingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["CustomizedMetricSpecification"]["MetricName"] == "ApproximateBacklogSizePerInstance"
+    assert "ScalingPolicy" not in found  # invocations per instance means nothing for queued requests
+    step = found["AsyncScaleFromZeroPolicy"]["Properties"]
+    assert step["PolicyType"] == "StepScaling"
+    assert step["StepScalingPolicyConfiguration"]["StepAdjustments"] == [
+        {"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}
+    ]
+    alarm = found["AsyncBacklogWithoutCapacityAlarm"]["Properties"]
+    assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
+    assert alarm["AlarmActions"] == [ref("AsyncScaleFromZeroPolicy")]
+    assert load("endpoint")["Parameters"]["AutoScalingMinCapacity"]["MinValue"] == 0
+    quiet, _ = effective_template("endpoint", **ASYNC, AsyncNotifications="false")
+    assert (
+        "NotificationConfig"
+        not in quiet["Resources"]["EndpointConfig"]["Properties"]["AsyncInferenceConfig"]["OutputConfig"]
+    )
+    assert not resources(quiet, "AWS::SNS::Topic")
+
+
+def test_the_rules_refuse_what_sagemaker_refuses_per_type():
+    rules = load("endpoint")["Rules"]
+    assert rules["AsyncNeedsOutput"]["RuleCondition"] == {"Fn::Equals": [ref("EndpointType"), "async"]}
+    serverless = rules["ServerlessWithoutCapture"]["Assertions"]
+    assert {"Fn::Equals": [ref("DataCaptureEnabled"), "false"]} in [a["Assert"] for a in serverless]
+    assert {"Fn::Equals": [ref("ShadowModelPackageArn"), ""]} in [a["Assert"] for a in serverless]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_serverless_endpoint_stack_deploys_to_moto(aws):
+    outputs = deploy(aws, "endpoint", **SERVERLESS)
+    sagemaker = aws("sagemaker")
+
+    endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    (variant,) = config["ProductionVariants"]
+    assert variant["ServerlessConfig"]["MemorySizeInMB"] == 2048
+    assert variant["ServerlessConfig"]["MaxConcurrency"] == 5
+    assert not config.get("DataCaptureConfig") and "InstanceType" not in variant
+    assert not config.get("KmsKeyId") and not config.get("AsyncInferenceConfig")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_async_endpoint_stack_deploys_to_moto(aws):
+    outputs = deploy(aws, "endpoint", **ASYNC)
+    sagemaker = aws("sagemaker")
+
+    endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    topics = sorted(t["TopicArn"].rsplit(":", 1)[1] for t in aws("sns").list_topics()["Topics"])
+    assert topics == [f"{PROJECT}-staging-async-error", f"{PROJECT}-staging-async-success"]
+    output = config["AsyncInferenceConfig"]["OutputConfig"]
+    assert output["S3OutputPath"] == ASYNC["AsyncOutputS3Uri"]
+    assert output["NotificationConfig"]["SuccessTopic"].endswith(":" + topics[1])
+    assert output["NotificationConfig"]["ErrorTopic"].endswith(":" + topics[0])
+    assert config["AsyncInferenceConfig"]["ClientConfig"] == {"MaxConcurrentInvocationsPerInstance": 4}
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.m5.large"
+    if moto_supports("AWS::ApplicationAutoScaling::ScalableTarget"):  # else the effective-template test covers it
+        scaling = aws("application-autoscaling")
+        (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+        assert (target["MinCapacity"], target["MaxCapacity"]) == (0, 3)
 
 
 @pytest.mark.skipif(not MONITORING, reason="monitoring is not included")

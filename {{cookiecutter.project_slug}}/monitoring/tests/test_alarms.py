@@ -13,7 +13,7 @@ from monitoring.tests.conftest import ROOT
 
 ALARMS = json.loads((ROOT / "monitoring" / "alarms" / "alarms.json").read_text(encoding="utf-8"))
 BASELINE = json.loads((ROOT / "model" / "config" / "baseline.json").read_text(encoding="utf-8"))
-NOT_API_FIELDS = ("id", "rollback")
+NOT_API_FIELDS = ("id", "rollback", "endpoint_types")
 
 
 def put_metric_alarm_request(alarm: dict, endpoint: str = "churn-prod", variant: str = "AllTraffic") -> dict:

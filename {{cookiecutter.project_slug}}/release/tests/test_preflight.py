@@ -69,12 +69,18 @@ def test_each_missing_prerequisite_is_named_with_its_fix_and_nothing_changes(ctx
 def test_an_applied_quota_increase_counts_and_an_unknown_type_is_named(ctx, config_dir, quotas, capsys):
     edit(config_dir, "staging", lambda d: d["endpoint"].update(instance_type="ml.c5.large"))
     quotas[SAGEMAKER_QUOTAS["ml.c5.large for endpoint usage"][0]] = 8.0
-    edit(config_dir, "dev", lambda d: d["endpoint"].update(instance_type="ml.z9.large"))
+    edit(config_dir, "dev", lambda d: d["endpoint"].update(instance_type="ml.z9.large", endpoint_type="realtime"))
     with connection_status(ctx, "AVAILABLE"):
         assert commands.preflight_checks(ctx, "staging", CONNECTION, ci_provider="codepipeline") is True
     assert commands.preflight_checks(ctx, "dev", ci_provider="github-actions") is False
     out = capsys.readouterr().out
     assert "8 allowed" in out and "has no quota 'ml.z9.large for endpoint usage'" in out
+
+
+def test_a_serverless_endpoint_needs_no_instance_quota(ctx, config_dir, capsys):
+    edit(config_dir, "dev", lambda d: d["endpoint"].update(instance_type="ml.z9.large", endpoint_type="serverless"))
+    assert commands.preflight_checks(ctx, "dev", ci_provider="github-actions") is True
+    assert "for endpoint usage" not in capsys.readouterr().out
 
 
 def test_the_connection_comes_from_the_toolchain_stack(ctx, project, capsys):
