@@ -1,9 +1,9 @@
 """An ESTIMATE of an environment's endpoint cost from the sizes in infra/config/<env>.json (release.py status/deploy).
 
-Not a bill and not fetched at run time: a small table of on-demand list prices, region us-east-1, SageMaker AI
-real-time inference instances and Serverless Inference, as recorded for this table on PRICES_AS_OF from SOURCE.
-Other regions, savings plans, data processed and storage change the figure; update the table (and its date) when
-the prices you pay differ.
+Not a bill and not fetched at run time: a small table of approximate on-demand list prices, region us-east-1,
+SageMaker AI real-time inference instances and Serverless Inference. The table was written on PRICES_AS_OF without
+a check against SOURCE: compare it with SOURCE (and update the date) before relying on the figures. Other regions,
+savings plans, data processed and storage change the figure.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ SERVERLESS_GB_SECOND_USD = 0.00002
 PROVISIONED_GB_SECOND_USD = 0.0000048
 REFERENCE_REQUEST_SECONDS = 0.1  # the serverless line prices a million requests of this duration
 FOOTNOTE = (
-    f"cost: an estimate from infra/config sizes and release/pricing.py list prices ({SOURCE}, recorded "
-    f"{PRICES_AS_OF}); not a bill - region, savings plans and data processed change it"
+    f"cost: an estimate from infra/config sizes and release/pricing.py's approximate list prices (written "
+    f"{PRICES_AS_OF}; check them against {SOURCE}); not a bill - region, savings plans and data processed change it"
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from infra import contract
-from pipeline import sagemaker_pipeline
+from pipeline import sagemaker_settings
 from release import aws
 
 MONITORING_ONLY = {"monitoring_image_uri"}
@@ -23,7 +23,7 @@ def test_every_ssm_parameter_the_code_reads_is_one_the_toolchain_writes():
     written = ssm_parameter_names(template)
     read = {name for key, (name, _) in contract.SSM_PARAMETERS.items() if key not in MONITORING_ONLY}
     assert read <= written, f"the code reads SSM parameters the toolchain stack does not write: {read - written}"
-    assert set(sagemaker_pipeline.SSM_PARAMETERS) <= set(contract.SSM_PARAMETERS)
+    assert set(sagemaker_settings.SSM_PARAMETERS) <= set(contract.SSM_PARAMETERS)
     assert set(aws.SETTINGS) <= set(contract.SSM_PARAMETERS)
 
 
