@@ -78,6 +78,17 @@ def test_retraining_is_off_in_prod_by_default():
     assert config("prod")["retraining"]["on_alarms"] is False
 
 
+def assert_refused(data: dict, key: str, value, words: str) -> None:
+    """Set the dotted key to value in an environment file's content: the checks name the problem (words)."""
+    node = data
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    problems = environment_checks.environment_problems(data, "infra/config/dev.json")
+    assert any(words in p for p in problems), problems
+
+
 @pytest.mark.parametrize(
     "key,value,words",
     [
@@ -96,15 +107,7 @@ def test_retraining_is_off_in_prod_by_default():
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key_and_value(key, value, words):
-    data = copy.deepcopy(config())
-    node = data
-    *parents, last = key.split(".")
-    for part in parents:
-        node = node[part]
-    node[last] = value
-
-    problems = environment_checks.environment_problems(data, "infra/config/dev.json")
-    assert any(words in p for p in problems), problems
+    assert_refused(copy.deepcopy(config()), key, value, words)
 
 
 def test_make_lint_refuses_a_bad_schedule_with_exit_2(tmp_path):
@@ -137,14 +140,7 @@ def test_make_lint_refuses_a_bad_schedule_with_exit_2(tmp_path):
 def test_a_serverless_setting_sagemaker_refuses_is_named(key, value, words):
     data = copy.deepcopy(config("dev"))
     assert data["endpoint"]["endpoint_type"] == "serverless"
-    node = data
-    *parents, last = key.split(".")
-    for part in parents:
-        node = node[part]
-    node[last] = value
-
-    problems = environment_checks.environment_problems(data, "infra/config/dev.json")
-    assert any(words in p for p in problems), problems
+    assert_refused(data, key, value, words)
 
 
 def test_an_async_endpoint_needs_its_output_path_and_may_scale_to_zero():

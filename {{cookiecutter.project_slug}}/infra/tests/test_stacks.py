@@ -774,13 +774,16 @@ def test_the_rules_refuse_what_sagemaker_refuses_per_type():
     assert {"Fn::Equals": [ref("ShadowModelPackageArn"), ""]} in [a["Assert"] for a in serverless]
 
 
+def deployed_endpoint_config(aws, **parameters) -> dict:
+    """Deploy the endpoint stack to moto with these parameters; the endpoint configuration it created."""
+    outputs = deploy(aws, "endpoint", **parameters)
+    endpoint = aws("sagemaker").describe_endpoint(EndpointName=outputs["EndpointName"])
+    return aws("sagemaker").describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_serverless_endpoint_stack_deploys_to_moto(aws):
-    outputs = deploy(aws, "endpoint", **SERVERLESS)
-    sagemaker = aws("sagemaker")
-
-    endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    config = deployed_endpoint_config(aws, **SERVERLESS)
     (variant,) = config["ProductionVariants"]
     assert variant["ServerlessConfig"]["MemorySizeInMB"] == 2048
     assert variant["ServerlessConfig"]["MaxConcurrency"] == 5
@@ -790,11 +793,7 @@ def test_the_serverless_endpoint_stack_deploys_to_moto(aws):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_async_endpoint_stack_deploys_to_moto(aws):
-    outputs = deploy(aws, "endpoint", **ASYNC)
-    sagemaker = aws("sagemaker")
-
-    endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    config = deployed_endpoint_config(aws, **ASYNC)
     topics = sorted(t["TopicArn"].rsplit(":", 1)[1] for t in aws("sns").list_topics()["Topics"])
     assert topics == [f"{PROJECT}-staging-async-error", f"{PROJECT}-staging-async-success"]
     output = config["AsyncInferenceConfig"]["OutputConfig"]

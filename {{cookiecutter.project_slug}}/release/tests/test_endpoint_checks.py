@@ -41,6 +41,19 @@ def test_percentile_is_nearest_rank():
     assert (endpoint_checks.percentile(values, 50), endpoint_checks.percentile(values, 99)) == (50.0, 99.0)
 
 
+def expect_in_service(stubber: Stubber, name: str = "e") -> None:
+    """DescribeEndpoint answers that the endpoint is InService (the checks wait for that first)."""
+    answer = {
+        "EndpointName": name,
+        "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}",
+        "EndpointConfigName": "c",
+        "EndpointStatus": "InService",
+        "CreationTime": 0,
+        "LastModifiedTime": 0,
+    }
+    stubber.add_response("describe_endpoint", answer, {"EndpointName": name})
+
+
 def prediction(schema):
     classes = schema.get("classes")
     if schema["problem_type"] == "regression" or not classes:
@@ -71,18 +84,7 @@ def test_runtime_mode_passes_on_a_healthy_endpoint(aws):
     batch = json.dumps({"predictions": [prediction(SCHEMA)] * endpoint_checks.BATCH_ROWS}).encode()
     single = json.dumps({"predictions": [prediction(SCHEMA)]}).encode()
     with Stubber(sagemaker) as sm, Stubber(runtime) as rt:
-        sm.add_response(
-            "describe_endpoint",
-            {
-                "EndpointName": "e",
-                "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e",
-                "EndpointConfigName": "c",
-                "EndpointStatus": "InService",
-                "CreationTime": 0,
-                "LastModifiedTime": 0,
-            },
-            {"EndpointName": "e"},
-        )
+        expect_in_service(sm)
         rt.add_response("invoke_endpoint", {"Body": body(batch), "ContentType": "application/json"})
         rt.add_response("invoke_endpoint", {"Body": body(batch), "ContentType": "application/json"})
         csv_answer = (csv_line(SCHEMA) * endpoint_checks.BATCH_ROWS).encode()

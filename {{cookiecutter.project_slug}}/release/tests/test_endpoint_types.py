@@ -21,7 +21,7 @@ from release.config import load_environment, load_project
 from release.errors import ReleaseError
 from release.output import Output
 from release.tests.conftest import LOG, add_package, client, edit, writes
-from release.tests.test_endpoint_checks import TRAIN, _model_python
+from release.tests.test_endpoint_checks import TRAIN, _model_python, expect_in_service
 
 SCHEMA = endpoint_checks.load_schema()
 
@@ -247,18 +247,7 @@ def test_async_mode_submits_through_s3_and_checks_the_answers_of_the_real_server
     timed = 3
     calls = 3 + len(endpoint_checks.bad_requests(SCHEMA)) + 1 + timed
     with serve_py(tmp_path) as port, Stubber(sagemaker) as sm, Stubber(runtime) as rt:
-        sm.add_response(
-            "describe_endpoint",
-            {
-                "EndpointName": "e",
-                "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e",
-                "EndpointConfigName": "c",
-                "EndpointStatus": "InService",
-                "CreationTime": 0,
-                "LastModifiedTime": 0,
-            },
-            {"EndpointName": "e"},
-        )
+        expect_in_service(sm)
         for i in range(calls):
             rt.add_response(
                 "invoke_endpoint_async",
