@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from model.inference import serve
+from model.inference import predictor, serve
 from model.tests.fixtures_inference import csv_body, feature_records, feature_rows
 from model.tests.serving import REQUEST_TIMEOUT, START_TIMEOUT, Server, invoke, request
 
@@ -235,6 +237,85 @@ def test_a_worker_that_dies_is_replaced(artifacts, tmp_path):
         assert any(r.get("event") == "worker_exited" for r in server.log_records())
     finally:
         assert server.stop() == 0
+
+
+def test_generated_inference_ids_are_unique_hex_and_change_after_fork(artifacts):
+    app = serve.InferenceApp(predictor.model_fn(artifacts["binary_classification"]), max_payload_bytes=1, workers=1)
+    ids = [app.new_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked worker draws its own prefix, so two workers never hand out the same id
+        os.write(write, app.new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 64).decode()
+    os.close(read), os.close(write)
+    assert child_id[:16] != ids[0][:16] and child_id not in ids
+
+
+def test_request_log_writes_a_turn_of_the_loop_at_once_in_atomic_chunks():
+    read, write = os.pipe()
+    request_log = serve.RequestLog(write)
+
+    async def one_turn() -> tuple[bytes, bytes]:
+        for number in range(3):
+            request_log.add({"inference_id": f"id-{number}", "status": 200})
+        os.set_blocking(read, False)
+        with pytest.raises(BlockingIOError):
+            os.read(read, 65536)  # nothing written while the turn lasts
+        await asyncio.sleep(0)
+        first = os.read(read, 65536)
+        for number in range(40):  # about 6 KB in one turn: more than one atomic pipe write
+            request_log.add({"inference_id": f"long-{number}", "message": "x" * 120})
+        await asyncio.sleep(0)
+        return first, os.read(read, 65536)
+
+    first, second = asyncio.run(one_turn())
+    assert [json.loads(line)["inference_id"] for line in first.splitlines()] == ["id-0", "id-1", "id-2"]
+    assert [json.loads(line)["inference_id"] for line in second.splitlines()] == [f"long-{n}" for n in range(40)]
+    request_log.add({"inference_id": "outside-a-loop"})  # written at once when no loop runs
+    assert json.loads(os.read(read, 65536))["inference_id"] == "outside-a-loop"
+    os.close(read), os.close(write)
+
+
+def test_a_worker_leaves_new_connections_to_a_worker_with_fewer(artifacts):
+    app = serve.InferenceApp(predictor.model_fn(artifacts["binary_classification"]), max_payload_bytes=1, workers=2)
+    config = serve.server_config(app, graceful_seconds=1)
+    listener = serve.bind("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    counts = serve.ConnectionCounts(2)
+    worker = serve.BalancedServer(config, listener, counts, slot=0)
+
+    async def scenario() -> list[int]:
+        loop = asyncio.get_running_loop()
+        serving = asyncio.create_task(worker.serve())
+        while not worker.started:
+            await asyncio.sleep(0.01)
+        seen = []
+        worker.ACCEPT_DEFER_SECONDS = 60  # the other worker (slot 1) is alive and idle: wait for it
+        counts.slots[0], counts.slots[1] = 1, 0
+        first = await loop.run_in_executor(None, socket.create_connection, ("127.0.0.1", port))
+        await asyncio.sleep(0.05)
+        seen.append(counts.slots[0])  # still 1: left to the other worker
+        worker.ACCEPT_DEFER_SECONDS = 0  # the other worker did not take it in time: take it after all
+        await asyncio.sleep(0.05)
+        seen.append(counts.slots[0])
+        counts.slots[1] = -1  # no other running worker: accept at once
+        second = await loop.run_in_executor(None, socket.create_connection, ("127.0.0.1", port))
+        await asyncio.sleep(0.05)
+        seen.append(counts.slots[0])
+        first.close(), second.close()
+        await asyncio.sleep(0.05)
+        seen.append(counts.slots[0])  # closed connections are no longer counted
+        worker.should_exit = True
+        await serving
+        return seen
+
+    try:
+        assert asyncio.run(scenario()) == [1, 2, 3, 1]
+    finally:
+        listener.close()
 
 
 def test_settings_come_from_the_sagemaker_environment(monkeypatch):
