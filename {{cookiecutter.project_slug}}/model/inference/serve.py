@@ -68,17 +68,21 @@ class RequestLog:
         self.fd = fd
         self.pending: list[bytes] = []
         self.size = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the worker's loop, looked up once
 
     def add(self, record: dict) -> None:
         line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
         if self.size + len(line) > PIPE_BUF:
             self.flush()
         if not self.pending:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop running (a direct call): write now
-                os.write(self.fd, line)
-                return
+            loop = self._loop
+            if loop is None or not loop.is_running():
+                try:
+                    loop = self._loop = asyncio.get_running_loop()
+                except RuntimeError:  # no loop running (a direct call): write now
+                    os.write(self.fd, line)
+                    return
+            loop.call_soon(self.flush)
         self.pending.append(line)
         self.size += len(line)
 
@@ -103,8 +107,9 @@ class InferenceApp:
         self.scorer = scorer
         self.capture = capture
         self.request_log = RequestLog()
-        self._id_prefix: tuple[int, str] | None = None
+        self._id_prefix = uuid.uuid4().hex[:16]
         self._id_counter = 0
+        os.register_at_fork(after_in_child=self._new_id_prefix)
         self.schema = scorer.schema
         self.model_version = scorer.model_version
         self.max_payload_bytes = max_payload_bytes
@@ -172,13 +177,13 @@ class InferenceApp:
         self.request_log.add(entry)
 
     def new_id(self) -> str:
-        """A unique 32-hex-digit id: a random prefix per process (drawn again after fork) and a counter; it costs
-        no system call, where uuid4 reads the kernel's random source on every request."""
-        pid = os.getpid()
-        if self._id_prefix is None or self._id_prefix[0] != pid:
-            self._id_prefix = (pid, uuid.uuid4().hex[:16])
+        """A unique 32-hex-digit id: a random prefix per process (drawn again in each forked worker) and a counter;
+        it costs no system call, where uuid4 reads the kernel's random source on every request."""
         self._id_counter += 1
-        return f"{self._id_prefix[1]}{self._id_counter:016x}"
+        return f"{self._id_prefix}{self._id_counter:016x}"
+
+    def _new_id_prefix(self) -> None:
+        self._id_prefix, self._id_counter = uuid.uuid4().hex[:16], 0
 
     async def ping(self, headers, receive, entry):
         return 200, b"", None
@@ -312,6 +317,43 @@ def server_config(app: InferenceApp, graceful_seconds: float) -> uvicorn.Config:
     return config
 
 
+class CoalescingTransport:
+    """A connection's transport that sends a response head in the same write as the body that follows it.
+
+    uvicorn writes the status line and headers as soon as the app starts the response, and the body in a second
+    write: two system calls and two TCP segments per response (TCP_NODELAY sends each at once), and the client
+    wakes up twice. The head is held until the next write, which the app makes straight away; a head with no body
+    after it in the same turn of the loop (HEAD, a streamed response) is sent at the end of that turn.
+    """
+
+    __slots__ = ("_head", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport, self._loop, self._head = transport, loop, None
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif data.startswith(b"HTTP/1.1 ") and data.endswith(b"\r\n\r\n"):
+            self._head = data
+            self._loop.call_soon(self._flush)
+            return
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
 class ConnectionCounts:
     """Open connections per worker slot, in an anonymous shared mapping that every forked worker sees.
 
@@ -349,17 +391,22 @@ class BalancedServer(uvicorn.Server):
         await super().startup(sockets=[])  # uvicorn's own state, no listening server: the accepting is ours
         self.counts.slots[self.slot] = 0
         counts, slot = self.counts.slots, self.slot
+        loop = self._loop = asyncio.get_running_loop()
 
-        class CountedProtocol(self.config.http_protocol_class):
+        class Protocol(self.config.http_protocol_class):
+            """uvicorn's HTTP protocol, counted per worker, writing each response in one system call."""
+
+            def connection_made(self, transport):
+                super().connection_made(CoalescingTransport(transport, loop))
+
             def connection_lost(self, exc):
                 counts[slot] -= 1
                 super().connection_lost(exc)
 
         self._protocol = functools.partial(
-            CountedProtocol, config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+            Protocol, config=self.config, server_state=self.server_state, app_state=self.lifespan.state
         )
         self.sock.setblocking(False)
-        self._loop = asyncio.get_running_loop()
         self._listen()
 
     def _listen(self) -> None:

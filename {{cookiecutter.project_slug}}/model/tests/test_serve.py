@@ -44,6 +44,13 @@ def test_ping_is_200_with_an_empty_body(server):
     assert (status, body) == (200, b"")
 
 
+def test_head_answers_the_headers_of_get_without_a_body(server):
+    for _ in range(3):  # the head is sent at the end of the loop turn, although no body follows it
+        status, headers, body = request(server.port, "HEAD", "/execution-parameters")
+        assert (status, body) == (200, b"")
+        assert int(headers["content-length"]) > 0 and headers["content-type"] == "application/json"
+
+
 def test_every_response_names_the_model_and_package_version(server, model_version):
     for method, path in (("GET", "/ping"), ("GET", "/nowhere"), ("POST", "/invocations")):
         _, headers, _ = request(server.port, method, path, b"", {"Content-Type": "text/csv"})
@@ -277,6 +284,50 @@ def test_request_log_writes_a_turn_of_the_loop_at_once_in_atomic_chunks():
     request_log.add({"inference_id": "outside-a-loop"})  # written at once when no loop runs
     assert json.loads(os.read(read, 65536))["inference_id"] == "outside-a-loop"
     os.close(read), os.close(write)
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str):
+        return f"extra {name}"
+
+
+def test_a_response_head_goes_out_in_the_same_write_as_its_body():
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n"
+
+    async def scenario() -> tuple[list, list, list]:
+        loop = asyncio.get_running_loop()
+        inner = RecordingTransport()
+        transport = serve.CoalescingTransport(inner, loop)
+        transport.write(head)
+        transport.write(b"abc")
+        together = list(inner.writes)
+        transport.write(head)  # a head with no body after it (HEAD): sent when the turn of the loop ends
+        held = list(inner.writes)
+        await asyncio.sleep(0)
+        after_turn = list(inner.writes)
+        transport.write(head)
+        transport.close()  # closing sends what is held first
+        assert inner.writes[-1] == head and inner.closed
+        assert transport.get_extra_info("peername") == "extra peername"  # everything else is the transport's
+        return together, held, after_turn
+
+    together, held, after_turn = asyncio.run(scenario())
+    assert together == [head + b"abc"]
+    assert held == together
+    assert after_turn == [head + b"abc", head]
 
 
 def test_a_worker_leaves_new_connections_to_a_worker_with_fewer(artifacts):
