@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         project = bake(args.problem_type, work / "bake")
         onnx_dir, joblib_dir, data_path = build_models(project, work)
+        # serve.py runs as `python -m model.inference.serve`, which finds the package from the baked root.
+        args.out = args.out.resolve()
+        os.chdir(project)
         from model.inference import bench  # the generated repository's own load tools
 
         schema = json.loads((onnx_dir / "schema.json").read_text())
