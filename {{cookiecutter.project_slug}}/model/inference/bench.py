@@ -147,7 +147,8 @@ def _wrk(port: int, body: bytes, headers: dict, connections: int, duration: floa
             check=True,
         ).stdout
     microseconds = re.search(r"^LATENCY_US ([\d ]+)$", out, re.MULTILINE).group(1).split()
-    latency = dict(zip([name for name, _ in PERCENTILES] + ["max_ms"], (int(us) / 1000 for us in microseconds)))
+    names = [name for name, _ in PERCENTILES] + ["max_ms"]
+    latency = {name: int(us) / 1000 for name, us in zip(names, microseconds, strict=True)}
     done = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
