@@ -442,6 +442,7 @@ class BalancedServer(uvicorn.Server):
             return
         self._deferred_since = None
         conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Linux copies it from the listener; others may not
         counts[self.slot] += 1
         task = self._loop.create_task(self._serve_connection(conn))
         self._connections.add(task)
