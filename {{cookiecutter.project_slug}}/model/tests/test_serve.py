@@ -338,6 +338,13 @@ def test_a_worker_leaves_new_connections_to_a_worker_with_fewer(artifacts):
     counts = serve.ConnectionCounts(2)
     worker = serve.BalancedServer(config, listener, counts, slot=0)
 
+    async def settled(expected: int) -> int:
+        """The worker's count once it reaches `expected`, or whatever it is after a generous deadline."""
+        deadline = time.monotonic() + REQUEST_TIMEOUT
+        while counts.slots[0] != expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return counts.slots[0]
+
     async def scenario() -> list[int]:
         loop = asyncio.get_running_loop()
         serving = asyncio.create_task(worker.serve())
@@ -347,18 +354,15 @@ def test_a_worker_leaves_new_connections_to_a_worker_with_fewer(artifacts):
         worker.ACCEPT_DEFER_SECONDS = 60  # the other worker (slot 1) is alive and idle: wait for it
         counts.slots[0], counts.slots[1] = 1, 0
         first = await loop.run_in_executor(None, socket.create_connection, ("127.0.0.1", port))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
         seen.append(counts.slots[0])  # still 1: left to the other worker
         worker.ACCEPT_DEFER_SECONDS = 0  # the other worker did not take it in time: take it after all
-        await asyncio.sleep(0.05)
-        seen.append(counts.slots[0])
+        seen.append(await settled(2))
         counts.slots[1] = -1  # no other running worker: accept at once
         second = await loop.run_in_executor(None, socket.create_connection, ("127.0.0.1", port))
-        await asyncio.sleep(0.05)
-        seen.append(counts.slots[0])
+        seen.append(await settled(3))
         first.close(), second.close()
-        await asyncio.sleep(0.05)
-        seen.append(counts.slots[0])  # closed connections are no longer counted
+        seen.append(await settled(1))  # closed connections are no longer counted
         worker.should_exit = True
         await serving
         return seen
