@@ -1,10 +1,12 @@
-"""Load-test the inference server over loopback: throughput, p50/p99 latency, cold start, peak RSS, install size.
+"""Load-test the inference server over loopback: throughput, latency percentiles, cold start, peak RSS, install size.
 
     python -m model.inference.bench [--model-dir DIR] [--duration 10] [--connections 8] [--json out.json]
 
 It starts serve.py on 127.0.0.1 exactly as the container does, then runs a bounded load for single-row and
 1000-row CSV requests: with wrk (and a small Lua script for the POST body) when it is installed, otherwise with
-the built-in keep-alive client (a fixed number of requests over a fixed number of connections). Cold start is
+the built-in keep-alive client (a fixed number of requests over a fixed number of connections). Latency is
+reported as p50, p99, p99.9 and the largest (max): the tail is where a shared machine, a stalled worker or an
+uneven spread of connections shows. Cold start is
 the median over a few starts of the time from process start to the first 200 on /ping. Peak RSS is sampled
 across the server's process tree during the load. The install size is that of `pip install --no-compile` of
 requirements.txt into a cached folder, before and after the pruning the Dockerfile does.
@@ -39,7 +41,15 @@ BUILD = ROOT / "build" / "bench"
 PING_TIMEOUT = 30.0
 # What the Dockerfile removes after `pip install` (test suites and onnxruntime's offline tooling).
 IMAGE_PRUNED = ("numpy/**/tests", "onnxruntime/quantization", "onnxruntime/transformers", "onnxruntime/tools")
-LATENCY_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+PERCENTILES = (("p50_ms", 50), ("p99_ms", 99), ("p999_ms", 99.9))
+# wrk's summary prints only a few fixed percentiles: this hook prints the ones above and the maximum, in microseconds.
+WRK_DONE = (
+    "done = function(summary, latency, requests)\n"
+    '  io.write(string.format("LATENCY_US %d %d %d %d\\n", '
+    + ", ".join(f"latency:percentile({q})" for _, q in PERCENTILES)
+    + ", latency.max))\n"
+    "end"
+)
 
 
 # ------------------------------------------------------------------------------------------------ servers
@@ -117,7 +127,7 @@ def _wrk(port: int, body: bytes, headers: dict, connections: int, duration: floa
         script = Path(tmp) / "post.lua"
         lines = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body)}"]
         lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
-        script.write_text("\n".join(lines) + "\n")
+        script.write_text("\n".join([*lines, WRK_DONE]) + "\n")
         out = subprocess.run(
             [
                 "wrk",
@@ -136,10 +146,9 @@ def _wrk(port: int, body: bytes, headers: dict, connections: int, duration: floa
             timeout=duration + 60,
             check=True,
         ).stdout
-    latency = {
-        m.group(1): float(m.group(2)) * LATENCY_UNITS[m.group(3)]
-        for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
-    }
+    microseconds = re.search(r"^LATENCY_US ([\d ]+)$", out, re.MULTILINE).group(1).split()
+    names = [name for name, _ in PERCENTILES] + ["max_ms"]
+    latency = {name: int(us) / 1000 for name, us in zip(names, microseconds, strict=True)}
     done = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -147,8 +156,7 @@ def _wrk(port: int, body: bytes, headers: dict, connections: int, duration: floa
         "client": "wrk",
         "requests": int(done.group(1)) if done else 0,
         "throughput_rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": latency.get("50"),
-        "p99_ms": latency.get("99"),
+        **latency,
         "errors": (int(errors.group(1)) if errors else 0)
         + (sum(int(g) for g in socket_errors.groups()) if socket_errors else 0),
     }
@@ -191,10 +199,15 @@ async def _keep_alive_load(port: int, body: bytes, headers: dict, connections: i
         "client": "built-in",
         "requests": len(latencies),
         "throughput_rps": len(latencies) / elapsed,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        **{name: percentile(latencies, q) * 1000 for name, q in PERCENTILES},
+        "max_ms": latencies[-1] * 1000,
         "errors": errors,
     }
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The value below which q percent of the ordered values lie (nearest rank)."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -330,19 +343,25 @@ def serve_command(model_dir: Path, workers: int | None):
     return start
 
 
+def latencies(figures: dict, digits: int) -> str:
+    """'p50 / p99 / p99.9 / max ms' of one load run."""
+    values = [figures[name] for name, _ in PERCENTILES] + [figures["max_ms"]]
+    return " / ".join(f"{value:.{digits}f}" for value in values) + " ms"
+
+
 def print_table(figures: dict) -> None:
     single, batch, alone = figures["single_row"], figures["rows_1000"], figures["single_row_one_connection"]
     lines = [
         ("single-row throughput", f"{single['throughput_rps']:.0f} req/s"),
-        ("single-row p50 / p99", f"{single['p50_ms']:.2f} / {single['p99_ms']:.2f} ms"),
-        ("  at 1 connection", f"{alone['p50_ms']:.2f} / {alone['p99_ms']:.2f} ms, {alone['throughput_rps']:.0f} req/s"),
+        ("single-row p50 / p99 / p99.9 / max", latencies(single, 2)),
+        ("  at 1 connection", f"{latencies(alone, 2)}, {alone['throughput_rps']:.0f} req/s"),
         ("1000-row throughput", f"{batch['throughput_rps']:.1f} req/s ({batch['throughput_rps'] * 1000:.0f} rows/s)"),
         (
             "server CPU per request",
             f"{single['server_cpu_ms_per_request']:.2f} ms single-row, "
             f"{batch['server_cpu_ms_per_request']:.1f} ms 1000-row",
         ),
-        ("1000-row p50 / p99", f"{batch['p50_ms']:.1f} / {batch['p99_ms']:.1f} ms"),
+        ("1000-row p50 / p99 / p99.9 / max", latencies(batch, 1)),
         ("cold start (median)", f"{figures['cold_start_s'] * 1000:.0f} ms"),
         (
             "peak RSS / PSS",

@@ -3,8 +3,11 @@
 
 A raw ASGI app on uvicorn (httptools parser, uvloop when installed). The parent process imports everything,
 verifies and loads the artifact once and binds the port, then forks one worker per core: workers start in
-milliseconds and share the loaded pages. SIGTERM reaches every worker, which stops accepting connections,
-finishes the requests in flight and exits; the parent then exits 0.
+milliseconds and share the loaded pages. Workers accept connections themselves and balance them: a worker takes a
+new connection only while it holds no more open connections than any other worker (counts kept in memory shared
+across the fork), so keep-alive clients are spread evenly instead of piling onto whichever worker woke first.
+SIGTERM reaches every worker, which stops accepting connections, finishes the requests in flight and exits; the
+parent then exits 0.
 
 Configuration (flags win over environment variables):
   --model-dir   SM_MODEL_DIR, default /opt/ml/model
@@ -20,9 +23,12 @@ Configuration (flags win over environment variables):
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import functools
 import gc
 import json
+import mmap
 import os
 import signal
 import socket
@@ -42,9 +48,48 @@ JSON_TYPE = b"application/json"
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
+PIPE_BUF = 4096  # writes up to this size to a pipe are atomic: lines of several workers never interleave
+
+
 def log(record: dict) -> None:
     """One JSON line on stdout, written with one system call so lines from several workers never interleave."""
     os.write(1, (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode())
+
+
+class RequestLog:
+    """The per-request log lines of one worker, written once per event-loop turn instead of once per request.
+
+    Requests that finish in the same turn of the loop share one write (at most PIPE_BUF bytes, so it stays atomic
+    on the pipe every worker shares); the write happens before the loop waits for more input, so a line is never
+    held back behind idle time. flush() at exit writes whatever is left.
+    """
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self.pending: list[bytes] = []
+        self.size = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the worker's loop, looked up once
+
+    def add(self, record: dict) -> None:
+        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+        if self.size + len(line) > PIPE_BUF:
+            self.flush()
+        if not self.pending:
+            loop = self._loop
+            if loop is None or not loop.is_running():
+                try:
+                    loop = self._loop = asyncio.get_running_loop()
+                except RuntimeError:  # no loop running (a direct call): write now
+                    os.write(self.fd, line)
+                    return
+            loop.call_soon(self.flush)
+        self.pending.append(line)
+        self.size += len(line)
+
+    def flush(self) -> None:
+        if self.pending:
+            data, self.pending, self.size = b"".join(self.pending), [], 0
+            os.write(self.fd, data)
 
 
 class InferenceApp:
@@ -61,6 +106,10 @@ class InferenceApp:
     ):
         self.scorer = scorer
         self.capture = capture
+        self.request_log = RequestLog()
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._id_counter = 0
+        os.register_at_fork(after_in_child=self._new_id_prefix)
         self.schema = scorer.schema
         self.model_version = scorer.model_version
         self.max_payload_bytes = max_payload_bytes
@@ -86,7 +135,7 @@ class InferenceApp:
             return
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        inference_id = headers.get(b"x-amzn-sagemaker-inference-id", b"").decode("latin-1") or uuid.uuid4().hex
+        inference_id = headers.get(b"x-amzn-sagemaker-inference-id", b"").decode("latin-1") or self.new_id()
         entry = {
             "ts": time.time(),
             "inference_id": inference_id,
@@ -125,7 +174,16 @@ class InferenceApp:
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
         entry["status"] = status
         entry["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        log(entry)
+        self.request_log.add(entry)
+
+    def new_id(self) -> str:
+        """A unique 32-hex-digit id: a random prefix per process (drawn again in each forked worker) and a counter;
+        it costs no system call, where uuid4 reads the kernel's random source on every request."""
+        self._id_counter += 1
+        return f"{self._id_prefix}{self._id_counter:016x}"
+
+    def _new_id_prefix(self) -> None:
+        self._id_prefix, self._id_counter = uuid.uuid4().hex[:16], 0
 
     async def ping(self, headers, receive, entry):
         return 200, b"", None
@@ -259,8 +317,153 @@ def server_config(app: InferenceApp, graceful_seconds: float) -> uvicorn.Config:
     return config
 
 
-def run_worker(config: uvicorn.Config, sock: socket.socket) -> None:
-    server = uvicorn.Server(config)
+class CoalescingTransport:
+    """A connection's transport that sends a response head in the same write as the body that follows it.
+
+    uvicorn writes the status line and headers as soon as the app starts the response, and the body in a second
+    write: two system calls and two TCP segments per response (TCP_NODELAY sends each at once), and the client
+    wakes up twice. The head is held until the next write, which the app makes straight away; a head with no body
+    after it in the same turn of the loop (HEAD, a streamed response) is sent at the end of that turn.
+    """
+
+    __slots__ = ("_head", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport, self._loop, self._head = transport, loop, None
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif data.startswith(b"HTTP/1.1 ") and data.endswith(b"\r\n\r\n"):
+            self._head = data
+            self._loop.call_soon(self._flush)
+            return
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
+class ConnectionCounts:
+    """Open connections per worker slot, in an anonymous shared mapping that every forked worker sees.
+
+    Each worker writes only its own slot; a slot of -1 belongs to no running worker (the supervisor marks it
+    when a worker exits, the replacement resets it to 0).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._memory = mmap.mmap(-1, 8 * workers)  # MAP_SHARED | MAP_ANONYMOUS: shared across fork
+        self.slots = memoryview(self._memory).cast("q")
+
+    def fewest_elsewhere(self, slot: int) -> int | None:
+        others = [count for i, count in enumerate(self.slots) if i != slot and count >= 0]
+        return min(others) if others else None
+
+
+class BalancedServer(uvicorn.Server):
+    """uvicorn serving connections this worker accepts itself, fairly: while another running worker holds fewer
+    open connections, this one leaves a waiting connection to it (for at most ACCEPT_DEFER_SECONDS, so a stuck
+    worker never strands a client). Without this the worker that wakes first accepts every waiting connection,
+    and with keep-alive clients one worker can serve seven connections of eight while the other idles."""
+
+    ACCEPT_DEFER_SECONDS = 0.005
+    RETRY_SECONDS = 0.0005
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket, counts: ConnectionCounts, slot: int):
+        super().__init__(config)
+        self.sock, self.counts, self.slot = sock, counts, slot
+        self._deferred_since: float | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._accepting = False
+        self._connections: set[asyncio.Task] = set()
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=[])  # uvicorn's own state, no listening server: the accepting is ours
+        self.counts.slots[self.slot] = 0
+        counts, slot = self.counts.slots, self.slot
+        loop = self._loop = asyncio.get_running_loop()
+
+        class Protocol(self.config.http_protocol_class):
+            """uvicorn's HTTP protocol, counted per worker, writing each response in one system call."""
+
+            def connection_made(self, transport):
+                super().connection_made(CoalescingTransport(transport, loop))
+
+            def connection_lost(self, exc):
+                counts[slot] -= 1
+                super().connection_lost(exc)
+
+        self._protocol = functools.partial(
+            Protocol, config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+        self.sock.setblocking(False)
+        self._listen()
+
+    def _listen(self) -> None:
+        self._retry = None
+        if not self.should_exit and not self._accepting:
+            self._loop.add_reader(self.sock.fileno(), self._accept)
+            self._accepting = True
+
+    def _pause(self) -> None:
+        if self._accepting:
+            self._loop.remove_reader(self.sock.fileno())
+            self._accepting = False
+
+    def _accept(self) -> None:
+        counts = self.counts.slots
+        fewest = self.counts.fewest_elsewhere(self.slot)
+        if fewest is not None and counts[self.slot] > fewest:
+            now = time.monotonic()
+            if self._deferred_since is None:
+                self._deferred_since = now
+            if now - self._deferred_since < self.ACCEPT_DEFER_SECONDS:
+                self._pause()  # another worker holds fewer connections: let it take this one
+                self._retry = self._loop.call_later(self.RETRY_SECONDS, self._listen)
+                return
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it, or the client gave up
+        except OSError as exc:  # out of file descriptors: stop accepting for a moment rather than spin
+            log({"ts": time.time(), "level": "error", "event": "accept_failed", "error": str(exc)})
+            self._pause()
+            self._retry = self._loop.call_later(0.1, self._listen)
+            return
+        self._deferred_since = None
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # Linux copies it from the listener; others may not
+        counts[self.slot] += 1
+        task = self._loop.create_task(self._serve_connection(conn))
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
+
+    async def _serve_connection(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._protocol, conn)
+        except Exception:  # the connection died before its protocol started: it is not counted any more
+            self.counts.slots[self.slot] -= 1
+            conn.close()
+
+    async def shutdown(self, sockets=None) -> None:
+        self._pause()  # no new connections; uvicorn then drains the open ones
+        if self._retry is not None:
+            self._retry.cancel()
+        await super().shutdown(sockets=None)
+
+
+def run_worker(config: uvicorn.Config, sock: socket.socket, counts: ConnectionCounts, slot: int) -> None:
+    server = BalancedServer(config, sock, counts, slot)
 
     def request_exit(signum, frame) -> None:
         server.should_exit = True
@@ -270,27 +473,31 @@ def run_worker(config: uvicorn.Config, sock: socket.socket) -> None:
     for signum in STOP_SIGNALS:
         signal.signal(signum, request_exit)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    server.run(sockets=[sock])
+    try:
+        server.run()
+    finally:
+        config.app.request_log.flush()
 
 
 def supervise(config: uvicorn.Config, sock: socket.socket, workers: int) -> int:
     """Fork the workers and keep them running until SIGTERM/SIGINT, which is passed on to each of them."""
-    children: set[int] = set()
+    children: dict[int, int] = {}  # pid -> slot
+    counts = ConnectionCounts(workers)
     stopping = False
 
-    def spawn() -> None:
+    def spawn(slot: int) -> None:
         # Signals stay blocked across fork until the child has its own handlers (see run_worker).
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                run_worker(config, sock)
+                run_worker(config, sock, counts, slot)
             except BaseException as exc:  # report anything, then leave without running the parent's cleanup
                 log({"ts": time.time(), "event": "worker_failed", "error": f"{type(exc).__name__}: {exc}"})
                 code = 1
             os._exit(code)
-        children.add(pid)
+        children[pid] = slot
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def stop(signum, frame) -> None:
@@ -302,18 +509,21 @@ def supervise(config: uvicorn.Config, sock: socket.socket, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for _ in range(workers):
-        spawn()
+    for slot in range(workers):
+        spawn(slot)
     while children:
         try:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        children.discard(pid)
+        slot = children.pop(pid, None)
+        if slot is None:
+            continue
+        counts.slots[slot] = -1  # its connections died with it; the others stop deferring to it
         if not stopping:
             log({"ts": time.time(), "event": "worker_exited", "pid": pid, "status": status, "action": "restart"})
             time.sleep(0.1)
-            spawn()
+            spawn(slot)
     return 0
 
 
@@ -367,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     if args.workers == 1:
-        run_worker(config, sock)
+        run_worker(config, sock, ConnectionCounts(1), 0)
         return 0
     return supervise(config, sock, args.workers)
 

@@ -358,6 +358,21 @@ def test_csv_probabilities_are_the_same_for_few_and_many_rows():
     assert output_fn(many, "text/csv")[0].splitlines()[:3] == output_fn(few, "text/csv")[0].splitlines()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_csv_probabilities_of_few_rows_round_as_the_array_path_does(dtype):
+    rng = np.random.default_rng(7)
+    edges = [[0.0000005, 0.9999995], [0.0000025, 0.9999975], [0.5, 0.5], [1.0000001, -0.0000001]]
+    probabilities = np.vstack([edges, rng.random((predictor.FEW_ROWS + 4, 2))]).astype(dtype)
+    many = predictor.Predictions(("n", "y"), probabilities.argmax(axis=1), probabilities)
+    lines = output_fn(many, "text/csv")[0].splitlines()
+    for start in range(0, len(probabilities), 4):
+        few = predictor.Predictions(("n", "y"), many.values[start : start + 4], probabilities[start : start + 4])
+        assert output_fn(few, "text/csv")[0].splitlines() == lines[start : start + 4]
+    with np.errstate(invalid="ignore"):  # a NaN (no model should answer one) still renders, as 0
+        broken = predictor.Predictions(("n", "y"), np.array([0]), np.array([[np.nan, 0.5]], dtype=dtype))
+        assert output_fn(broken, "text/csv")[0] == b"n,0.000000,0.500000\n"
+
+
 def test_csv_answers_every_problem_type_one_line_per_record(artifact):
     scorer = model_fn(artifact)
     columns = input_fn(csv_body(feature_rows(6)), "text/csv", scorer.schema)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from model.inference import serve
+from model.inference import predictor, serve
 from model.tests.fixtures_inference import csv_body, feature_records, feature_rows
 from model.tests.serving import REQUEST_TIMEOUT, START_TIMEOUT, Server, invoke, request
 
@@ -40,6 +42,13 @@ def model_version(artifacts) -> str:
 def test_ping_is_200_with_an_empty_body(server):
     status, _, body = request(server.port, "GET", "/ping")
     assert (status, body) == (200, b"")
+
+
+def test_head_answers_the_headers_of_get_without_a_body(server):
+    for _ in range(3):  # the head is sent at the end of the loop turn, although no body follows it
+        status, headers, body = request(server.port, "HEAD", "/execution-parameters")
+        assert (status, body) == (200, b"")
+        assert int(headers["content-length"]) > 0 and headers["content-type"] == "application/json"
 
 
 def test_every_response_names_the_model_and_package_version(server, model_version):
@@ -235,6 +244,133 @@ def test_a_worker_that_dies_is_replaced(artifacts, tmp_path):
         assert any(r.get("event") == "worker_exited" for r in server.log_records())
     finally:
         assert server.stop() == 0
+
+
+def test_generated_inference_ids_are_unique_hex_and_change_after_fork(artifacts):
+    app = serve.InferenceApp(predictor.model_fn(artifacts["binary_classification"]), max_payload_bytes=1, workers=1)
+    ids = [app.new_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked worker draws its own prefix, so two workers never hand out the same id
+        os.write(write, app.new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 64).decode()
+    os.close(read), os.close(write)
+    assert child_id[:16] != ids[0][:16] and child_id not in ids
+
+
+def test_request_log_writes_a_turn_of_the_loop_at_once_in_atomic_chunks():
+    read, write = os.pipe()
+    request_log = serve.RequestLog(write)
+
+    async def one_turn() -> tuple[bytes, bytes]:
+        for number in range(3):
+            request_log.add({"inference_id": f"id-{number}", "status": 200})
+        os.set_blocking(read, False)
+        with pytest.raises(BlockingIOError):
+            os.read(read, 65536)  # nothing written while the turn lasts
+        await asyncio.sleep(0)
+        first = os.read(read, 65536)
+        for number in range(40):  # about 6 KB in one turn: more than one atomic pipe write
+            request_log.add({"inference_id": f"long-{number}", "message": "x" * 120})
+        await asyncio.sleep(0)
+        return first, os.read(read, 65536)
+
+    first, second = asyncio.run(one_turn())
+    assert [json.loads(line)["inference_id"] for line in first.splitlines()] == ["id-0", "id-1", "id-2"]
+    assert [json.loads(line)["inference_id"] for line in second.splitlines()] == [f"long-{n}" for n in range(40)]
+    request_log.add({"inference_id": "outside-a-loop"})  # written at once when no loop runs
+    assert json.loads(os.read(read, 65536))["inference_id"] == "outside-a-loop"
+    os.close(read), os.close(write)
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str):
+        return f"extra {name}"
+
+
+def test_a_response_head_goes_out_in_the_same_write_as_its_body():
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n"
+
+    async def scenario() -> tuple[list, list, list]:
+        loop = asyncio.get_running_loop()
+        inner = RecordingTransport()
+        transport = serve.CoalescingTransport(inner, loop)
+        transport.write(head)
+        transport.write(b"abc")
+        together = list(inner.writes)
+        transport.write(head)  # a head with no body after it (HEAD): sent when the turn of the loop ends
+        held = list(inner.writes)
+        await asyncio.sleep(0)
+        after_turn = list(inner.writes)
+        transport.write(head)
+        transport.close()  # closing sends what is held first
+        assert inner.writes[-1] == head and inner.closed
+        assert transport.get_extra_info("peername") == "extra peername"  # everything else is the transport's
+        return together, held, after_turn
+
+    together, held, after_turn = asyncio.run(scenario())
+    assert together == [head + b"abc"]
+    assert held == together
+    assert after_turn == [head + b"abc", head]
+
+
+def test_a_worker_leaves_new_connections_to_a_worker_with_fewer(artifacts):
+    app = serve.InferenceApp(predictor.model_fn(artifacts["binary_classification"]), max_payload_bytes=1, workers=2)
+    config = serve.server_config(app, graceful_seconds=1)
+    listener = serve.bind("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    counts = serve.ConnectionCounts(2)
+    worker = serve.BalancedServer(config, listener, counts, slot=0)
+
+    async def settled(expected: int) -> int:
+        """The worker's count once it reaches `expected`, or whatever it is after a generous deadline."""
+        deadline = time.monotonic() + REQUEST_TIMEOUT
+        while counts.slots[0] != expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return counts.slots[0]
+
+    async def scenario() -> list[int]:
+        loop = asyncio.get_running_loop()
+        serving = asyncio.create_task(worker.serve())
+        while not worker.started:
+            await asyncio.sleep(0.01)
+        seen = []
+        worker.ACCEPT_DEFER_SECONDS = 60  # the other worker (slot 1) is alive and idle: wait for it
+        counts.slots[0], counts.slots[1] = 1, 0
+        first = await loop.run_in_executor(None, socket.create_connection, ("127.0.0.1", port))
+        await asyncio.sleep(0.1)
+        seen.append(counts.slots[0])  # still 1: left to the other worker
+        worker.ACCEPT_DEFER_SECONDS = 0  # the other worker did not take it in time: take it after all
+        seen.append(await settled(2))
+        counts.slots[1] = -1  # no other running worker: accept at once
+        second = await loop.run_in_executor(None, socket.create_connection, ("127.0.0.1", port))
+        seen.append(await settled(3))
+        first.close(), second.close()
+        seen.append(await settled(1))  # closed connections are no longer counted
+        worker.should_exit = True
+        await serving
+        return seen
+
+    try:
+        assert asyncio.run(scenario()) == [1, 2, 3, 1]
+    finally:
+        listener.close()
 
 
 def test_settings_come_from_the_sagemaker_environment(monkeypatch):
