@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from model.common import paths
-from model.inference.bench import memory_mb, process_tree
+from model.inference.bench import memory_mb
+from model.inference.local_server import process_tree
 
 BUILD = paths.REPO_ROOT / "build" / "bench" / "batch"
 NUMERIC, CATEGORICAL = 14, 6
@@ -65,7 +66,7 @@ def generate(path: Path, rows: int, seed: int, label: bool) -> Path:
     return path
 
 
-def prepare(work: Path, rows: int) -> tuple[Path, Path, Path]:
+def prepare(work: Path, rows: int, train_rows: int = TRAIN_ROWS) -> tuple[Path, Path, Path]:
     """The table to score, the schema and a trained artifact (reused when already built for this row count)."""
     table = work / f"wide-{rows}.csv"
     if not table.exists():
@@ -75,7 +76,7 @@ def prepare(work: Path, rows: int) -> tuple[Path, Path, Path]:
     schema = work / "schema.json"
     model_dir = work / "model"
     if not (model_dir / "metadata.json").exists():
-        generate(training, TRAIN_ROWS, seed=2, label=True)
+        generate(training, train_rows, seed=2, label=True)
         subprocess.run(
             [
                 sys.executable,
@@ -211,11 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=os.environ.get("INFERENCE_PYTHON", sys.executable))
     parser.add_argument("--work", type=Path, default=BUILD)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--train-rows", type=int, default=TRAIN_ROWS, help="rows of the table the artifact learns from")
     parser.add_argument("--in-process-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error(f"--rows {args.rows}: give at least 1")
-    table, schema, model_dir = prepare(args.work, args.rows)
+    table, schema, model_dir = prepare(args.work, args.rows, args.train_rows)
     if args.in_process_only:
         print(json.dumps(score_in_process(table, schema, args.work)))
         return 0
@@ -223,7 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     batch = bench_batch(table, model_dir, args.python, args.work, args.rows)
     print("bench: in-process scikit-learn", file=sys.stderr, flush=True)
     child = subprocess.run(
-        [sys.executable, "-m", "batch.bench", "--rows", str(args.rows), "--work", str(args.work), "--in-process-only"],
+        [
+            sys.executable,
+            "-m",
+            "batch.bench",
+            "--rows",
+            str(args.rows),
+            "--work",
+            str(args.work),
+            "--in-process-only",
+            "--train-rows",
+            str(args.train_rows),
+        ],
         check=True,
         capture_output=True,
         text=True,

@@ -6,6 +6,8 @@ import csv
 import io
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from batch.transform import (
     SettingsError,
     TransformSettings,
 )
+from model.common import paths
 from model.tests.fixtures_inference import feature_records, feature_rows
 from model.tests.serving import PYTHON, Server
 
@@ -330,3 +333,17 @@ def test_explain_adds_attributions_keyed_by_line_that_add_up(model_dir, server, 
         assert total == pytest.approx(float(row["explained_output"]), abs=1e-6)
     with pytest.raises(batch_run.UsageError, match="explain-max-rows 5"):
         explain.BatchExplainer.prepare(model_dir, str(source), settings, "auto", sample_data, 5)
+
+
+def test_the_batch_benchmark_runs_on_a_small_table(tmp_path):
+    """`python -m batch.bench` (the 1M-row comparison in the README) end to end on 3,000 rows and a small artifact."""
+    command = [sys.executable, "-m", "batch.bench", "--rows", "3000", "--train-rows", "800", "--python", PYTHON]
+    result = subprocess.run(
+        [*command, "--work", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=paths.REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "in-process scikit-learn" in result.stdout and "rows/s" in result.stdout
