@@ -21,6 +21,7 @@ SSM_PARAMETERS = {
     "kms_key_arn": ("kms-key-arn", "--kms-key-arn"),
     "model_package_group": ("model-package-group", "--model-package-group"),
     "execution_role_arn": ("sagemaker-execution-role-arn", "--execution-role-arn"),
+    "pipeline_starter_role_arn": ("pipeline-starter-role-arn", "--pipeline-starter-role-arn"),
     "train_image_uri": ("train-image-uri", "--train-image-uri"),
     "inference_image_uri": ("inference-image-uri", "--inference-image-uri"),
     "monitoring_image_uri": ("monitoring-image-uri", "--monitoring-image-uri"),  # only with monitoring
@@ -94,6 +95,7 @@ STACK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "Environment",
         "EndpointName",
         "ExecutionRoleArn",
+        "PipelineStarterRoleArn",
         "MonitoringImageUri",
         "CaptureS3Uri",
         "ReportsS3Uri",
@@ -115,7 +117,7 @@ STACK_PARAMETERS: dict[str, tuple[str, ...]] = {
     "batch": (
         "ProjectName",
         "Environment",
-        "ExecutionRoleArn",
+        "PipelineStarterRoleArn",
         "KmsKeyArn",
         "ModelPackageArn",
         "ImageTag",

@@ -24,6 +24,7 @@ SETTINGS = {
         "kms_key_arn",
         "model_package_group",
         "execution_role_arn",
+        "pipeline_starter_role_arn",
         "inference_image_uri",
         "monitoring_image_uri",  # only with monitoring
     )

@@ -544,7 +544,7 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
     clients = ctx.clients(env.region)
     check_account(clients, env.account_id, source)
     settings = ctx.settings(clients)
-    values = settings.get("execution_role_arn", "kms_key_arn", "artifact_bucket")
+    values = settings.get("execution_role_arn", "pipeline_starter_role_arn", "kms_key_arn", "artifact_bucket")
     if not image:
         image = f"{settings.one('monitoring_image_uri')}:{tag or _deployed_image_tag(ctx, clients, env)}"
     formats.describe_image(clients.ecr, image, "monitoring image")  # refuses an image no build pushed
@@ -553,6 +553,7 @@ def monitor(ctx: Context, environment: str, image: str = "", tag: str = "") -> s
     capture = capture_prefix(data_capture_uri(bucket, ctx.project, env.name), env.endpoint_name)
     inputs = MonitoringInputs(
         execution_role_arn=values["execution_role_arn"],
+        pipeline_starter_role_arn=values["pipeline_starter_role_arn"],
         kms_key_arn=values["kms_key_arn"],
         monitoring_image_uri=image,
         capture_s3_uri=capture,
@@ -658,7 +659,9 @@ def batch(ctx: Context, environment: str, tag: str = "") -> str:
         raise ReleaseError(f"{source} has no batch block", "copy the batch block of infra/config/dev.json")
     clients = ctx.clients(env.region)
     check_account(clients, env.account_id, source)
-    values = ctx.settings(clients).get("execution_role_arn", "kms_key_arn", "artifact_bucket", "model_package_group")
+    values = ctx.settings(clients).get(
+        "pipeline_starter_role_arn", "kms_key_arn", "artifact_bucket", "model_package_group"
+    )
     package = registry.latest_approved(clients.sagemaker, values["model_package_group"])
     model_data_url = ""
     if env.data["batch"].get("attributions"):  # the attributions step explains with the package's own artifact
@@ -666,7 +669,7 @@ def batch(ctx: Context, environment: str, tag: str = "") -> str:
     parameters = batch_stack_parameters(
         ctx.project,
         env,
-        execution_role_arn=values["execution_role_arn"],
+        pipeline_starter_role_arn=values["pipeline_starter_role_arn"],
         kms_key_arn=values["kms_key_arn"],
         bucket=values["artifact_bucket"],
         model_package_arn=package.arn,

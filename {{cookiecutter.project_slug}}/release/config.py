@@ -368,6 +368,7 @@ class MonitoringInputs:
     """What the monitoring stack needs besides the environment file."""
 
     execution_role_arn: str
+    pipeline_starter_role_arn: str
     kms_key_arn: str
     monitoring_image_uri: str  # with its tag
     capture_s3_uri: str
@@ -420,6 +421,7 @@ def monitoring_stack_parameters(project: Project, env: EnvironmentConfig, inputs
         "Environment": env.name,
         "EndpointName": env.endpoint_name,
         "ExecutionRoleArn": inputs.execution_role_arn,
+        "PipelineStarterRoleArn": inputs.pipeline_starter_role_arn,
         "MonitoringImageUri": inputs.monitoring_image_uri,
         "CaptureS3Uri": inputs.capture_s3_uri,
         "ReportsS3Uri": inputs.reports_s3_uri,
@@ -452,7 +454,7 @@ def batch_stack_parameters(
     project: Project,
     env: EnvironmentConfig,
     *,
-    execution_role_arn: str,
+    pipeline_starter_role_arn: str,
     kms_key_arn: str,
     bucket: str,
     model_package_arn: str,
@@ -464,7 +466,7 @@ def batch_stack_parameters(
     return {
         "ProjectName": project.name,
         "Environment": env.name,
-        "ExecutionRoleArn": execution_role_arn,
+        "PipelineStarterRoleArn": pipeline_starter_role_arn,
         "KmsKeyArn": kms_key_arn,
         "ModelPackageArn": model_package_arn,
         "ImageTag": image_tag,

@@ -38,6 +38,7 @@ CONTRACT_OUTPUTS = {
         "KmsKeyArn",
         "ModelPackageGroupName",
         "SageMakerExecutionRoleArn",
+        "PipelineStarterRoleArn",
         "TrainImageRepositoryUri",
         "InferenceImageRepositoryUri",
         "GitHubCiRoleArn",
@@ -52,6 +53,7 @@ SSM_NAMES = {
     "kms-key-arn",
     "model-package-group",
     "sagemaker-execution-role-arn",
+    "pipeline-starter-role-arn",
     "train-image-uri",
     "inference-image-uri",
     "sagemaker-pipeline-name",
@@ -119,6 +121,7 @@ def sample_parameters(stack: str, **overrides: str) -> dict[str, str]:
             "Environment": "staging",
             "EndpointName": f"{PROJECT}-staging",
             "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-sagemaker",
+            "PipelineStarterRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-pipeline-starter",
             "MonitoringImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{PROJECT}/monitoring:0123abc",
             "CaptureS3Uri": f"s3://{PROJECT}-artifacts/datacapture/{PROJECT}-staging/",
             "BaselineS3Uri": f"s3://{PROJECT}-artifacts/baselines/3/",
@@ -127,7 +130,7 @@ def sample_parameters(stack: str, **overrides: str) -> dict[str, str]:
         },
         "batch": {
             "Environment": "staging",
-            "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-sagemaker",
+            "PipelineStarterRoleArn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT}-pipeline-starter",
             "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
             "ModelPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{PROJECT}/3",
             "ImageTag": "0123abc",
@@ -337,8 +340,13 @@ def test_iam_policies_are_least_privilege():
             assert set(actions) <= UNSCOPED_ACTIONS, statement
         if "iam:PassRole" in actions:
             assert actions == ["iam:PassRole"]
-            assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
-            assert "iam:PassedToService" in statement["Condition"]["StringEquals"]
+            passed = statement["Condition"]["StringEquals"]["iam:PassedToService"]
+            passed = passed if isinstance(passed, list) else [passed]
+            # the execution role goes only to SageMaker, the pipeline starter role only to Scheduler and EventBridge
+            services = {"SageMakerExecutionRole": {"sagemaker"}, "PipelineStarterRole": {"scheduler", "events"}}
+            (role,) = [name for name in services if statement["Resource"] == {"Fn::GetAtt": [name, "Arn"]}]
+            named = {(s["Fn::Sub"] if isinstance(s, dict) else s).split(".")[0] for s in passed}
+            assert named <= services[role], statement
 
 
 def test_github_roles_trust_only_this_repository_and_production_environment():
@@ -651,6 +659,7 @@ def test_the_toolchain_deploys_to_moto(aws, ci):
     assert parameters["kms-key-arn"] == outputs["KmsKeyArn"]
     assert parameters["model-package-group"] == outputs["ModelPackageGroupName"] == PROJECT
     assert parameters["sagemaker-execution-role-arn"] == outputs["SageMakerExecutionRoleArn"]
+    assert parameters["pipeline-starter-role-arn"] == outputs["PipelineStarterRoleArn"]
     assert parameters["train-image-uri"] == outputs["TrainImageRepositoryUri"]
     assert parameters["train-image-uri"].endswith(f"/{PROJECT}/train")
     assert parameters["inference-image-uri"].endswith(f"/{PROJECT}/inference")

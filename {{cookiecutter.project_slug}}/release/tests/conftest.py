@@ -206,6 +206,7 @@ def toolchain(aws, project, quotas):
         "kms-key-arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "model-package-group": group,
         "sagemaker-execution-role-arn": f"arn:aws:iam::{ACCOUNT}:role/{project.name}-sagemaker",
+        "pipeline-starter-role-arn": f"arn:aws:iam::{ACCOUNT}:role/{project.name}-pipeline-starter",
         "inference-image-uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{project.name}-inference",
         "monitoring-image-uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{project.name}/monitoring",
     }

@@ -27,6 +27,7 @@ BASELINES = {
 }
 INPUTS = MonitoringInputs(
     execution_role_arn="arn:aws:iam::123456789012:role/churn-sagemaker",
+    pipeline_starter_role_arn="arn:aws:iam::123456789012:role/churn-pipeline-starter",
     kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     monitoring_image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/churn/monitoring:0123abc",
     capture_s3_uri="s3://churn-artifacts/churn/data-capture/staging/churn-staging/",
@@ -111,6 +112,7 @@ def test_deploy_then_monitor_creates_the_stack_on_the_endpoint_capture(ctx, tool
     assert monitoring["ReportsS3Uri"] == f"s3://{bucket}/{project}/monitoring/staging/reports"
     assert (monitoring["ScheduleExpression"], monitoring["CaptureWindowHours"]) == ("rate(1 hour)", "1")
     assert monitoring["ExecutionRoleArn"] == toolchain["sagemaker-execution-role-arn"]
+    assert monitoring["PipelineStarterRoleArn"] == toolchain["pipeline-starter-role-arn"]
     assert monitoring["KmsKeyArn"] == toolchain["kms-key-arn"]
     assert {"Key": "environment", "Value": "staging"} in found["Tags"]
     assert baseline_objects(toolchain) == BASELINES
