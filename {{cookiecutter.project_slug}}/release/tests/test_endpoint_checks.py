@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import io
 import json
@@ -11,6 +12,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -170,8 +172,9 @@ print(train_artifact(Path(sys.argv[1]), sys.argv[2]))
 """
 
 
-@pytest.mark.skipif(_model_python() is None, reason="no model environment: set SMT_MODEL_PYTHON or run make setup")
-def test_http_mode_passes_against_the_real_serve_py(tmp_path, capsys):
+@contextlib.contextmanager
+def serve_py(tmp_path: Path) -> Iterator[int]:
+    """serve.py from the model environment with a freshly trained artifact, on a free 127.0.0.1 port (yielded)."""
     python = str(_model_python())
     trained = subprocess.run(
         [python, "-c", TRAIN, str(tmp_path / "artifact"), SCHEMA["problem_type"]],
@@ -180,41 +183,33 @@ def test_http_mode_passes_against_the_real_serve_py(tmp_path, capsys):
         timeout=600,
         check=True,
     )
-    model_dir = trained.stdout.strip().splitlines()[-1]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    model_dir = trained.stdout.strip().splitlines()[-1]
+    command = [python, "-m", "model.inference.serve", "serve", "--model-dir", model_dir, "--host", "127.0.0.1"]
     server = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "model.inference.serve",
-            "serve",
-            "--model-dir",
-            model_dir,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*command, "--port", str(port), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(url + "/ping", timeout=2).read()
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).read()
                 break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "serve.py did not start"
                 time.sleep(0.2)
-        assert endpoint_checks.main(["--env", "staging", "--url", url, "--requests", "20"]) == 0
+        yield port
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.skipif(_model_python() is None, reason="no model environment: set SMT_MODEL_PYTHON or run make setup")
+def test_http_mode_passes_against_the_real_serve_py(tmp_path, capsys):
+    with serve_py(tmp_path) as port:
+        url = f"http://127.0.0.1:{port}"
+        assert endpoint_checks.main(["--env", "staging", "--url", url, "--requests", "20"]) == 0
     out = capsys.readouterr().out
     assert "0 failed" in out and "latency" in out

@@ -5,11 +5,8 @@ asynchronous mode (moto's S3, a Stubber for InvokeEndpointAsync, and the real se
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import socket
-import subprocess
 import time
 import urllib.parse
 
@@ -21,7 +18,7 @@ from release.config import load_environment, load_project
 from release.errors import ReleaseError
 from release.output import Output
 from release.tests.conftest import LOG, add_package, client, edit, writes
-from release.tests.test_endpoint_checks import TRAIN, _model_python, expect_in_service
+from release.tests.test_endpoint_checks import _model_python, expect_in_service, serve_py
 
 SCHEMA = endpoint_checks.load_schema()
 
@@ -177,41 +174,6 @@ def test_the_cost_lines_follow_the_configured_sizes(config_dir):
 
 
 # ----------------------------------------------------------------------------------- make test-endpoint, async
-@contextlib.contextmanager
-def serve_py(tmp_path):
-    python = str(_model_python())
-    trained = subprocess.run(
-        [python, "-c", TRAIN, str(tmp_path / "artifact"), SCHEMA["problem_type"]],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    model_dir = trained.stdout.strip().splitlines()[-1]
-    command = [python, "-m", "model.inference.serve", "serve", "--model-dir", model_dir, "--host", "127.0.0.1"]
-    server = subprocess.Popen(
-        [*command, "--port", str(port), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/ping")
-                connection.getresponse().read()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "serve.py did not start"
-                time.sleep(0.2)
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def play_sagemaker(runtime, s3, port: int) -> list[dict]:
     """After each InvokeEndpointAsync: what SageMaker's queue worker does - read the input object, call the
     container, write its answer at the OutputLocation (2xx) or its error body at the FailureLocation."""
