@@ -441,6 +441,8 @@ def wide() -> Table:
         )
         for i in range(300)
     ]
+    # One make_table call per table: the repetition tool pairs wide_300 and high_cardinality by shape alone
+    # (a declaration each, with its own name, description and sizes).
     return make_table(
         "wide_300",
         "binary; 300 float features, 300 rows",
@@ -579,6 +581,8 @@ def high_cardinality() -> Table:
         ),
         Col("price", "float", low=1, high=100),
     ]
+    # One make_table call per table: the repetition tool pairs wide_300 and high_cardinality by shape alone
+    # (a declaration each, with its own name, description and sizes).
     return make_table(
         "high_cardinality",
         'binary; a categorical with 500 values, "unknown_categories": "accept" (held-out rows hold unseen '

@@ -162,13 +162,9 @@ def run_pipeline(project: Path, python: Path, run: Run) -> Run:
     ]
     started = time.monotonic()
     try:
+        env = clean_env(GIT_COMMIT="0" * 40)
         result = subprocess.run(
-            command,
-            cwd=project,
-            capture_output=True,
-            text=True,
-            timeout=PIPELINE_TIMEOUT,
-            env=clean_env(GIT_COMMIT="0" * 40),
+            command, cwd=project, capture_output=True, text=True, timeout=PIPELINE_TIMEOUT, env=env
         )
         run.code, run.stdout, run.stderr = result.returncode, result.stdout, result.stderr
     except subprocess.TimeoutExpired as exc:  # one table's hang fails that table, not the whole corpus

@@ -37,18 +37,21 @@ SCALED = {3: 1.5}  # feature index -> scale factor
 ROW_GROUP = 65_536
 FLAT_LIMIT_MB = 256
 
-OURS = r"""
-import json, resource, sys, time
-import pyarrow.parquet as pq, numpy, datasketches, scipy.stats, matplotlib
-from monitoring import drift_baseline as bl, drift_job
-from model.common.data_contract import Schema
-
+# Both sides start alike: their resident memory before any work, then the clock.
+PROLOGUE = r"""
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 
 start_rss = rss()
 t0 = time.perf_counter()
-schema = Schema.load("{work}/schema.json")
+"""
+
+OURS = r"""
+import json, resource, sys, time
+import pyarrow.parquet as pq, numpy, datasketches, scipy.stats, matplotlib
+from monitoring import drift_baseline as bl, drift_job
+from model.common.data_contract import Schema
+{prologue}schema = Schema.load("{work}/schema.json")
 table = pq.read_table("{work}/baseline.parquet")
 columns = {{n: table.column(n).combine_chunks() for n in schema.feature_names}}
 bl.write_baseline(__import__("pathlib").Path("{work}/baseline"), schema,
@@ -70,13 +73,7 @@ import json, resource, time
 import pandas as pd
 from evidently import Report
 from evidently.presets import DataDriftPreset
-
-def rss():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
-
-start_rss = rss()
-t0 = time.perf_counter()
-reference = pd.read_parquet("{work}/baseline.parquet")
+{prologue}reference = pd.read_parquet("{work}/baseline.parquet")
 current = pd.read_parquet("{work}/current.parquet")
 snapshot = Report([DataDriftPreset()]).run(reference_data=reference, current_data=current)
 t1 = time.perf_counter()
@@ -127,7 +124,7 @@ def write_data(work: Path, baseline_rows: int, rows: int, features: int, seed: i
 
 
 def run_side(python: str, code: str, work: Path) -> dict:
-    script = code.format(work=work)
+    script = code.format(work=work, prologue=PROLOGUE)
     # `python -c` in the template's project folder imports its packages (monitoring, model) as `-m` does.
     result = subprocess.run(
         [python, "-c", script],

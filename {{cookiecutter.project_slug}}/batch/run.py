@@ -735,6 +735,10 @@ def settings_from_args(args: argparse.Namespace) -> TransformSettings:
     return replace(settings, **{k: v for k, v in overrides.items() if v not in (None, "")})
 
 
+# transform()'s options that the command line passes through as they are.
+JOB_OPTIONS = ("python", "url", "max_failed", "header", "server_log")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -746,16 +750,9 @@ def main(argv: list[str] | None = None) -> int:
             explainer = explain.BatchExplainer.prepare(
                 args.model_dir, args.input, settings, args.header, args.background, args.explain_max_rows
             )
+        options = {name: getattr(args, name) for name in JOB_OPTIONS}
         result = transform(
-            model_dir=args.model_dir,
-            input_location=args.input,
-            output=args.output,
-            settings=settings,
-            python=args.python,
-            url=args.url,
-            max_failed=args.max_failed,
-            header=args.header,
-            server_log=args.server_log,
+            model_dir=args.model_dir, input_location=args.input, output=args.output, settings=settings, **options
         )
     except (UsageError, SettingsError) as exc:
         print(f"batch: {exc}", file=sys.stderr)

@@ -5,8 +5,10 @@ CloudFormation template is read. infra/tests/test_contract.py checks them agains
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from model.common import paths
 
@@ -128,6 +130,58 @@ STACK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "ModelDataUrl",
     ),
 }
+
+
+# The outputs each stack publishes (`make status` prints them; docs/runbook.md reads the toolchain's CI roles by
+# name). The code reads none by name: the names a person or a pipeline outside this repository may rely on.
+# infra/tests/test_contract.py checks that infra/lib publishes exactly these, condition by condition.
+STACK_OUTPUTS: dict[str, dict[str, str | None]] = {  # output -> the template Condition it needs (None: always)
+    "toolchain": {
+        **dict.fromkeys(("ArtifactBucketName", "KmsKeyArn", "ModelPackageGroupName", "SageMakerExecutionRoleArn")),
+        **dict.fromkeys(("PipelineStarterRoleArn", "TrainImageRepositoryUri", "InferenceImageRepositoryUri")),
+        "MonitoringImageRepositoryUri": None,  # only in a repository with monitoring/
+        **dict.fromkeys(("ModelBuildPipelineName", "ModelDeployPipelineName"), "UseCodePipeline"),
+        **dict.fromkeys(("GitHubCiRoleArn", "GitHubDeployRoleArn"), "UseGitHubActions"),
+    },
+    "endpoint": dict.fromkeys(("EndpointName", "EndpointConfigName", "ModelPackageArn")),
+    "monitoring": {
+        **dict.fromkeys(("DriftPipelineName", "DriftScheduleName", "AlarmTopicArn")),
+        "RetrainGuardPipelineName": "HasRetrainGuard",
+    },
+    "batch": {"BatchPipelineName": None},
+}
+MONITORING_OUTPUTS = {"MonitoringImageRepositoryUri"}
+
+
+class EnvironmentFileError(ValueError):
+    """infra/config/<env>.json is missing or is not JSON: `problem` says which, `fix` what to do."""
+
+    def __init__(self, problem: str, fix: str):
+        super().__init__(f"{problem}: {fix}")
+        self.problem, self.fix = problem, fix
+
+
+def environments(config_dir: Path | None = None) -> list[str]:
+    """The environments that have a file: the stems of infra/config/*.json, sorted."""
+    return sorted(path.stem for path in (config_dir or CONFIG_DIR).glob("*.json"))
+
+
+def read_environment(env: str, config_dir: Path | None = None) -> tuple[Path, Any]:
+    """infra/config/<env>.json, parsed: (its path, its content). The one reader of the per-environment settings;
+    what the content must hold is checked by infra/environment_checks.py."""
+    path = (config_dir or CONFIG_DIR) / f"{env}.json"
+    source = f"infra/config/{path.name}"
+    try:
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        known = ", ".join(environments(config_dir)) or "(none found)"
+        raise EnvironmentFileError(
+            f"{source} is missing", f"give one of {known}, or create it from infra/config/staging.json"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise EnvironmentFileError(
+            f"{source} is not valid JSON: {exc}", "fix the syntax at that line and column"
+        ) from None
 
 
 def resource_name(project_name: str) -> str:

@@ -284,14 +284,13 @@ def environment_problems(data: Any, source: str) -> list[str]:
 
 def check_directory(config_dir: Path = contract.CONFIG_DIR) -> list[str]:
     problems = []
-    for path in sorted(config_dir.glob("*.json")):
-        source = f"infra/config/{path.name}"
+    for env in contract.environments(config_dir):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            problems.append(f"{source} is not valid JSON: {exc}")
+            path, data = contract.read_environment(env, config_dir)
+        except contract.EnvironmentFileError as exc:
+            problems.append(exc.problem)
             continue
-        problems += environment_problems(data, source)
+        problems += environment_problems(data, f"infra/config/{path.name}")
     return problems
 
 
@@ -303,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    count = len(list(config_dir.glob("*.json")))
+    count = len(contract.environments(config_dir))
     print(f"environment files: {count} checked (endpoint type, schedules, batch, retraining): no problem")
     return 0
 

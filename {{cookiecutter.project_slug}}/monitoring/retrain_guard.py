@@ -31,15 +31,16 @@ from pathlib import Path
 
 log = logging.getLogger("retrain_guard")
 
+
+class GuardUsageError(ValueError):
+    """An argument the guard cannot work with; the message names the field, the value and the fix."""
+
+
 # The range infra/environment_checks.py allows for retraining.min_interval_hours (infra/tests check they agree).
 MIN_INTERVAL_HOURS, MAX_INTERVAL_HOURS = 1, 720
 APPROVAL_STATUS = "PendingManualApproval"
 TRIGGERS = ("alarm", "schedule", "manual")
 INTERVAL_FIELD = "--min-interval-hours (retraining.min_interval_hours in infra/config/<env>.json)"
-
-
-class GuardUsageError(ValueError):
-    """An argument the guard cannot work with; the message names the field, the value and the fix."""
 
 
 @dataclass(frozen=True)

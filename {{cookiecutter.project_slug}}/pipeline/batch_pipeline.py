@@ -65,16 +65,30 @@ PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-pac
 
 
 @dataclass(frozen=True)
+class DriftFeed:
+    """Where the data-quality step sends its figures: the drift job's image and the drift alarms' dimensions."""
+
+    image_uri: str
+    namespace: str  # monitoring/alarms/alarms.json's monitoring_namespace
+    endpoint_name: str  # the EndpointName dimension of the environment's alarms
+
+
+@dataclass(frozen=True)
 class BatchSettings:
     base: Settings
     batch: dict
-    monitoring_namespace: str
-    endpoint_name: str
-    monitoring_image_uri: str | None
     model_package_arn: str
-    input_bucket: str
-    input_key: str
+    input_uri: str  # s3://bucket/key (one object) or s3://bucket/prefix/ (every object below it)
     model_data_url: str = ""  # the package's model.tar.gz (ModelDataUrl), with attributions only
+    drift: DriftFeed | None = None  # None when the repository has no monitoring/
+
+    @property
+    def input_bucket(self) -> str:
+        return split_s3_uri(self.input_uri)[0]
+
+    @property
+    def input_key(self) -> str:
+        return split_s3_uri(self.input_uri)[1]
 
     @property
     def attributions(self) -> bool:
@@ -98,7 +112,7 @@ class BatchSettings:
 
     @property
     def data_quality(self) -> bool:
-        return bool(self.batch["data_quality_check"]) and self.monitoring_image_uri is not None
+        return bool(self.batch["data_quality_check"]) and self.drift is not None
 
 
 def batch_pipeline_name(project: str, env: str) -> str:
@@ -162,14 +176,17 @@ def package_model_data_url(client, arn: str) -> str:
 def resolve_batch_settings(args: argparse.Namespace, sagemaker_client=None, ssm_client_factory=None) -> BatchSettings:
     base = resolve_settings(args, ssm_client_factory)
     batch, config = load_batch(args.env)
-    monitoring_image = None
+    drift = None
     if MONITORING_INCLUDED:
         monitoring_image = args.monitoring_image_uri
         if not monitoring_image and args.use_ssm:
             client = (ssm_client_factory or client_factory("ssm"))(base.region)
             monitoring_image = read_ssm(MONITORING_IMAGE_SSM, base.project, client)["monitoring_image_uri"]
-        monitoring_image = monitoring_image or (
-            f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.{base.region}.amazonaws.com/placeholder-{base.project}-monitoring"
+        drift = DriftFeed(
+            image_uri=monitoring_image
+            or f"{PLACEHOLDER_ACCOUNT}.dkr.ecr.{base.region}.amazonaws.com/placeholder-{base.project}-monitoring",
+            namespace=monitoring_namespace(base.project),
+            endpoint_name=config.get("endpoint", {}).get("name", f"{base.project}-{base.env}"),
         )
     package = args.model_package_arn
     if package and not PACKAGE_ARN.match(package):
@@ -199,18 +216,15 @@ def resolve_batch_settings(args: argparse.Namespace, sagemaker_client=None, ssm_
             )
         else:  # an offline definition is never upserted: upsert resolves the package's artifact
             model_data_url = f"s3://{base.artifact_bucket}/{base.project}/placeholder-model-data/model.tar.gz"
-    bucket, key = split_s3_uri(args.input) if args.input else (base.artifact_bucket, default_input_key(base))
-    endpoint = config.get("endpoint", {}).get("name", f"{base.project}-{base.env}")
+    if args.input:
+        split_s3_uri(args.input)  # refuses anything but s3://bucket/key before any AWS call
     return BatchSettings(
         base=base,
         batch=batch,
-        monitoring_namespace=monitoring_namespace(base.project),
-        endpoint_name=endpoint,
-        monitoring_image_uri=monitoring_image,
         model_package_arn=package,
-        input_bucket=bucket,
-        input_key=key,
+        input_uri=args.input or f"s3://{base.artifact_bucket}/{default_input_key(base)}",
         model_data_url=model_data_url,
+        drift=drift,
     )
 
 
@@ -384,7 +398,7 @@ def build_pipeline(settings: BatchSettings, boto_session=None):
             name=DATA_QUALITY_STEP,
             description="Data quality and drift of the batch input against the drift baselines (monitoring/)",
             step_args=processor(
-                Join(on=":", values=[settings.monitoring_image_uri, image_tag]),
+                Join(on=":", values=[settings.drift.image_uri, image_tag]),
                 DRIFT_MODULE,
                 "batch-quality",
                 env={"AWS_DEFAULT_REGION": base.region},
@@ -394,8 +408,8 @@ def build_pipeline(settings: BatchSettings, boto_session=None):
                 arguments=[
                     *("--baseline-dir", f"{PROCESSING}/baseline", "--input", input_uri),
                     *("--output-dir", f"{PROCESSING}/output"),
-                    *("--cloudwatch-namespace", settings.monitoring_namespace),
-                    *("--endpoint-name", settings.endpoint_name, "--job-name", DATA_QUALITY_JOB),
+                    *("--cloudwatch-namespace", settings.drift.namespace),
+                    *("--endpoint-name", settings.drift.endpoint_name, "--job-name", DATA_QUALITY_JOB),
                     "--no-fail-on-violations",
                 ],
             ),

@@ -267,11 +267,17 @@ def summary(result: dict) -> str:
     return table(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def training_parser(description: str) -> argparse.ArgumentParser:
+    """The options of every command that trains on the embedded default (this pipeline, `make tune`)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=paths.SAMPLE_DATA, help="CSV/Parquet file or folder")
     parser.add_argument("--config-dir", type=Path, default=paths.CONFIG_DIR)
     parser.add_argument("--build-dir", type=Path, default=ROOT / "build")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = training_parser(__doc__.splitlines()[0])
     parser.add_argument("--registry", type=Path, default=Path(os.environ.get("REGISTRY_DIR", ROOT / "registry")))
     parser.add_argument("--group", default=None, help="model package group (default: the project name)")
     parser.add_argument("--card-dir", type=Path, default=ROOT / "docs", help="where the model card goes")

@@ -18,7 +18,6 @@ SageMaker Pipeline train with, reviewed like any other change), and every trial 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -31,7 +30,14 @@ from pathlib import Path
 
 from model.common import paths, tuning_config
 from model.common.metrics import load_baseline
-from pipeline.local_pipeline import StepFailed, run_module, run_training_job, stage_training_job, table
+from pipeline.local_pipeline import (
+    StepFailed,
+    run_module,
+    run_training_job,
+    stage_training_job,
+    table,
+    training_parser,
+)
 
 ROOT = paths.REPO_ROOT
 # The hyperparameter SageMaker adds to every training job a tuning job launches (train.py accepts and ignores it).
@@ -332,10 +338,7 @@ def _display(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=paths.SAMPLE_DATA, help="CSV/Parquet file or folder")
-    parser.add_argument("--config-dir", type=Path, default=paths.CONFIG_DIR)
-    parser.add_argument("--build-dir", type=Path, default=ROOT / "build")
+    parser = training_parser(__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=None, help="default: ResourceLimits.MaxNumberOfTrainingJobs")
     parser.add_argument("--parallel", type=int, default=None, help="default: MaxParallelTrainingJobs (<= CPUs)")
     parser.add_argument("--no-write", action="store_true", help="leave hyperparameters.json as it is")

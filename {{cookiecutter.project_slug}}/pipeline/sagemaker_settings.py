@@ -111,19 +111,11 @@ def display_path(path: Path) -> str:
 
 
 def read_config(env: str, config_dir: Path | None = None) -> tuple[Path, object]:
-    """infra/config/<env>.json, parsed: (its path, its content)."""
-    config_dir = config_dir or CONFIG_DIR
-    available = sorted(p.stem for p in config_dir.glob("*.json"))
-    path = config_dir / f"{env}.json"
-    if not path.is_file():
-        raise UsageError(
-            f"--env = {env!r}: no {display_path(path)}; give one of {', '.join(available) or '(none found)'}"
-            f" or add {display_path(path)}"
-        )
+    """infra/config/<env>.json, parsed (infra.contract reads it): (its path, its content)."""
     try:
-        return path, json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{display_path(path)} is not valid JSON: {exc}") from None
+        return contract.read_environment(env, config_dir or CONFIG_DIR)
+    except contract.EnvironmentFileError as exc:
+        raise UsageError(f"--env = {env!r}: {exc}") from None
 
 
 def load_training(env: str, config_dir: Path | None = None) -> tuple[Training, str | None]:
@@ -253,7 +245,7 @@ def load_tuning(env: str, baseline: Mapping, path: Path | None = None, config_di
         config = tuning_config.load(path, baseline)
     except tuning_config.TuningConfigError as exc:
         raise UsageError(str(exc)) from None
-    known = sorted(p.stem for p in (config_dir or CONFIG_DIR).glob("*.json"))
+    known = contract.environments(config_dir or CONFIG_DIR)
     for name, enabled in config.environments.items():
         if enabled and name not in known:
             raise UsageError(

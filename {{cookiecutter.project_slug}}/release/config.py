@@ -239,16 +239,11 @@ def load_environment(environment: str, config_dir: Path | None = None, monitorin
         raise ReleaseError(
             f"unknown environment {environment!r}", f"use one of {', '.join(ENVIRONMENTS)} (infra/config/<env>.json)"
         )
-    path = (config_dir or CONFIG_DIR) / f"{environment}.json"
     source = f"infra/config/{environment}.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReleaseError(
-            f"{source} is missing", "create it from infra/config/staging.json and adjust the values"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ReleaseError(f"{source} is not valid JSON: {exc}", "fix the syntax at that line and column") from None
+        path, data = contract.read_environment(environment, config_dir or CONFIG_DIR)
+    except contract.EnvironmentFileError as exc:
+        raise ReleaseError(exc.problem, exc.fix) from None
     problems = validate_environment(data, environment, source, monitoring)
     if problems:
         raise ReleaseError(
@@ -322,25 +317,31 @@ def cloudformation_string(value) -> str:
     return str(value)
 
 
-# Parameters of one endpoint type <- key of its block; the block may be absent for another type, and then the
-# parameter keeps the template's default (the same values as here, so an unchanged stack compares equal).
+# Parameters of one endpoint type <- key of its block (endpoint.<type>.<key>); the block may be absent for another
+# type, and then the parameter keeps the template's default (the same values as here, so an unchanged stack
+# compares equal).
 TYPE_SETTINGS = {
-    "ServerlessMemorySizeMB": ("endpoint.serverless.memory_size_mb", "2048"),
-    "ServerlessMaxConcurrency": ("endpoint.serverless.max_concurrency", "5"),
-    "ServerlessProvisionedConcurrency": ("endpoint.serverless.provisioned_concurrency", "0"),
-    "AsyncNotifications": ("endpoint.async.notifications", "true"),
-    "AsyncMaxConcurrentInvocations": ("endpoint.async.max_concurrent_invocations_per_instance", "4"),
-    "AsyncTargetBacklogPerInstance": ("endpoint.async.target_backlog_per_instance", "5"),
-    "AsyncOldestRequestAgeSeconds": ("endpoint.async.oldest_request_alarm_seconds", "900"),
+    "serverless": {
+        "ServerlessMemorySizeMB": ("memory_size_mb", "2048"),
+        "ServerlessMaxConcurrency": ("max_concurrency", "5"),
+        "ServerlessProvisionedConcurrency": ("provisioned_concurrency", "0"),
+    },
+    "async": {
+        "AsyncNotifications": ("notifications", "true"),
+        "AsyncMaxConcurrentInvocations": ("max_concurrent_invocations_per_instance", "4"),
+        "AsyncTargetBacklogPerInstance": ("target_backlog_per_instance", "5"),
+        "AsyncOldestRequestAgeSeconds": ("oldest_request_alarm_seconds", "900"),
+    },
 }
 
 
 def type_parameters(env: EnvironmentConfig, inputs: StackInputs) -> dict[str, str]:
     """EndpointType and the parameters of the serverless and async blocks."""
     values = {"EndpointType": env.endpoint_type}
-    for name, (key, default) in TYPE_SETTINGS.items():
-        present, value = _lookup(env.data, key)
-        values[name] = cloudformation_string(value) if present else default
+    for endpoint_type, settings in TYPE_SETTINGS.items():
+        for name, (key, default) in settings.items():
+            present, value = _lookup(env.data, f"endpoint.{endpoint_type}.{key}")
+            values[name] = cloudformation_string(value) if present else default
     block = env.data["endpoint"].get("async", {}) if env.endpoint_type == "async" else {}
     values["AsyncOutputS3Uri"] = async_uri(inputs.artifact_bucket, block.get("output_path", ""))
     values["AsyncFailureS3Uri"] = async_uri(inputs.artifact_bucket, block.get("failure_path", ""))

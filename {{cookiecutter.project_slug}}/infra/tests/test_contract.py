@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from infra import contract
 from pipeline import sagemaker_settings
 from release import aws
@@ -41,3 +43,25 @@ def test_the_reader_keeps_short_forms_as_their_long_forms():
     properties = document["Resources"]["A"]["Properties"]
     assert properties["B"] == {"Fn::GetAtt": ["C", "Arn"]}
     assert properties["D"] == {"Ref": "E"}
+
+
+def test_every_stack_publishes_exactly_the_contract_outputs_under_their_conditions():
+    monitoring = (contract.LIB / "monitoring.yaml").is_file()
+    for stack, outputs in contract.STACK_OUTPUTS.items():
+        path = contract.LIB / f"{stack}.yaml"
+        if not path.is_file():
+            assert stack == "monitoring" and not monitoring
+            continue
+        published = contract.read_template(path.read_text(encoding="utf-8")).get("Outputs", {})
+        expected = {
+            name: condition
+            for name, condition in outputs.items()
+            if monitoring or name not in contract.MONITORING_OUTPUTS
+        }
+        assert {name: output.get("Condition") for name, output in published.items()} == expected, stack
+
+
+def test_the_outputs_the_runbook_reads_are_in_the_contract():
+    runbook = (contract.LIB.parents[1] / "docs" / "runbook.md").read_text(encoding="utf-8")
+    read = set(re.findall(r"\$\(outputs (\w+)\)", runbook))
+    assert read <= set(contract.STACK_OUTPUTS["toolchain"]), read

@@ -32,22 +32,6 @@ CONNECTION_ID = "0a1b2c3d-1111-2222-3333-444455556666"
 
 # ------------------------------------------------------------------------------------------- the contracts
 CONTRACT_PARAMETERS = {stack: set(names) for stack, names in contract.STACK_PARAMETERS.items()}
-CONTRACT_OUTPUTS = {
-    "toolchain": {
-        "ArtifactBucketName",
-        "KmsKeyArn",
-        "ModelPackageGroupName",
-        "SageMakerExecutionRoleArn",
-        "PipelineStarterRoleArn",
-        "TrainImageRepositoryUri",
-        "InferenceImageRepositoryUri",
-        "GitHubCiRoleArn",
-        "GitHubDeployRoleArn",
-    },
-    "endpoint": {"EndpointName", "EndpointConfigName", "ModelPackageArn"},
-    "monitoring": set(),
-    "batch": {"BatchPipelineName"},
-}
 SSM_NAMES = {
     "artifact-bucket",
     "kms-key-arn",
@@ -238,11 +222,6 @@ def test_the_toolchain_needs_only_the_sagemaker_project_parameters():
     assert parameters["SageMakerProjectName"]["MaxLength"] == 32
     assert set(parameters["CiProvider"]["AllowedValues"]) == {"codepipeline", "github-actions"}
     assert set(parameters["SourceProvider"]["AllowedValues"]) == {"CodeConnections", "CodeCommit"}
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_outputs_match_the_contract(stack):
-    assert CONTRACT_OUTPUTS[stack] <= set(load(stack).get("Outputs", {}))
 
 
 def test_the_artifact_bucket_is_versioned_encrypted_private_and_tls_only():

@@ -200,8 +200,8 @@ def parse(
         raise fail("Strategy", strategy, f"give one of {', '.join(STRATEGIES)}")
 
     ranges = _ranges(raw.get("ParameterRanges"), fail)
-    objective_metric, objective_type, gated = _objective(raw.get("HyperParameterTuningJobObjective"), baseline, fail)
-    max_jobs, max_parallel = _limits(raw.get("ResourceLimits"), strategy, ranges, fail)
+    objective = _objective(raw.get("HyperParameterTuningJobObjective"), baseline, fail)
+    limits = _limits(raw.get("ResourceLimits"), strategy, ranges, fail)
 
     seed = raw.get("RandomSeed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
@@ -216,14 +216,11 @@ def parse(
 
     config = TuningConfig(
         strategy=strategy,
-        objective_metric=objective_metric,
-        objective_type=objective_type,
-        max_jobs=max_jobs,
-        max_parallel_jobs=max_parallel,
         ranges=tuple(ranges),
         random_seed=seed,
         environments=dict(environments),
-        metric_names=tuple(gated),
+        **objective,
+        **limits,
     )
     if accepts is not None:
         _check_accepted(config, dict(base_hyperparameters or {}), accepts, source)
@@ -320,7 +317,8 @@ def _ranges(block, fail) -> list[ParameterRange]:
     return ranges
 
 
-def _objective(block, baseline: Mapping, fail) -> tuple[str, str, list[str]]:
+def _objective(block, baseline: Mapping, fail) -> dict:
+    """TuningConfig's objective_metric, objective_type and metric_names, from HyperParameterTuningJobObjective."""
     quality = baseline.get("quality", {}) if isinstance(baseline, Mapping) else {}
     gated = list(quality)
     choices = ", ".join(f"{OBJECTIVE_DATASET}:{m}" for m in gated) or "(baseline.json gates no quality metric)"
@@ -357,10 +355,11 @@ def _objective(block, baseline: Mapping, fail) -> tuple[str, str, list[str]]:
             f"{metric} is gated {bounds} in baseline.json, so better is "
             f"{'higher' if expected == 'Maximize' else 'lower'}: give {expected}",
         )
-    return name, kind, gated
+    return {"objective_metric": name, "objective_type": kind, "metric_names": tuple(gated)}
 
 
-def _limits(block, strategy: str, ranges: list[ParameterRange], fail) -> tuple[int | None, int]:
+def _limits(block, strategy: str, ranges: list[ParameterRange], fail) -> dict:
+    """TuningConfig's max_jobs and max_parallel_jobs, from ResourceLimits (max_jobs None: Grid's combinations)."""
     if not isinstance(block, dict):
         raise fail("ResourceLimits", block, 'give {"MaxNumberOfTrainingJobs": n, "MaxParallelTrainingJobs": m}')
 
@@ -404,7 +403,7 @@ def _limits(block, strategy: str, ranges: list[ParameterRange], fail) -> tuple[i
             max_parallel,
             f"more parallel jobs than jobs ({total}): give at most {total}",
         )
-    return max_jobs, max_parallel
+    return {"max_jobs": max_jobs, "max_parallel_jobs": max_parallel}
 
 
 def _check_accepted(config: TuningConfig, base: dict[str, str], accepts, source: str) -> None:

@@ -40,33 +40,27 @@ def test_the_project_hyperparameters_file_parses():
     assert parsed["estimator"] in ESTIMATORS
 
 
+# hyperparameter -> (values train.py refuses, the accepted range its message names)
+BAD_VALUES = {
+    "n_estimators": (("0", "5001", "1.5", "many", ""), "an integer >= 1 and <= 5000"),
+    "learning_rate": (("0", "1.5", "nan", "inf"), "a number > 0.0 and <= 1.0"),
+    "max_depth": (("65",), "an integer >= 1 and <= 64"),
+    "min_samples_leaf": (("0",), "an integer >= 1 and <= 100000"),
+    "regularization": (("0",), "a number > 0.0 and <= 1000000.0"),
+    "random_state": (("-1",), "an integer >= 0 and <= 4294967295"),
+    "estimator": (("catboost",), f"one of {', '.join(ESTIMATORS)}"),
+    "subsample": (("0", "1.2"), "a number > 0.0 and <= 1.0"),
+    "colsample_bytree": (("0", "all"), "a number > 0.0 and <= 1.0"),
+    "reg_lambda": (("-0.1",), "a number >= 0.0 and <= 1000000.0"),
+    "min_child_weight": (("-1",), "a number >= 0.0 and <= 1000000.0"),
+    "num_leaves": (("1", "31.5"), "an integer >= 2 and <= 131072"),
+    "model_format": (("pickle",), "one of auto, onnx, skops"),
+}
+
+
 @pytest.mark.parametrize(
     ("name", "value", "accepted"),
-    [
-        ("n_estimators", "0", "an integer >= 1 and <= 5000"),
-        ("n_estimators", "5001", "an integer >= 1 and <= 5000"),
-        ("n_estimators", "1.5", "an integer >= 1 and <= 5000"),
-        ("n_estimators", "many", "an integer >= 1 and <= 5000"),
-        ("n_estimators", "", "an integer >= 1 and <= 5000"),
-        ("learning_rate", "0", "a number > 0.0 and <= 1.0"),
-        ("learning_rate", "1.5", "a number > 0.0 and <= 1.0"),
-        ("learning_rate", "nan", "a number > 0.0 and <= 1.0"),
-        ("learning_rate", "inf", "a number > 0.0 and <= 1.0"),
-        ("max_depth", "65", "an integer >= 1 and <= 64"),
-        ("min_samples_leaf", "0", "an integer >= 1 and <= 100000"),
-        ("regularization", "0", "a number > 0.0 and <= 1000000.0"),
-        ("random_state", "-1", "an integer >= 0 and <= 4294967295"),
-        ("estimator", "catboost", f"one of {', '.join(ESTIMATORS)}"),
-        ("subsample", "0", "a number > 0.0 and <= 1.0"),
-        ("subsample", "1.2", "a number > 0.0 and <= 1.0"),
-        ("colsample_bytree", "0", "a number > 0.0 and <= 1.0"),
-        ("colsample_bytree", "all", "a number > 0.0 and <= 1.0"),
-        ("reg_lambda", "-0.1", "a number >= 0.0 and <= 1000000.0"),
-        ("min_child_weight", "-1", "a number >= 0.0 and <= 1000000.0"),
-        ("num_leaves", "1", "an integer >= 2 and <= 131072"),
-        ("num_leaves", "31.5", "an integer >= 2 and <= 131072"),
-        ("model_format", "pickle", "one of auto, onnx, skops"),
-    ],
+    [(name, value, accepted) for name, (values, accepted) in BAD_VALUES.items() for value in values],
 )
 def test_bad_value_is_rejected_naming_the_parameter_and_the_accepted_range(name, value, accepted):
     with pytest.raises(HyperparameterError) as caught:

@@ -56,10 +56,15 @@ def changed(**fields) -> dict:
     return raw
 
 
-def with_range(kind: str, item: dict) -> dict:
+def with_ranges(**ranges: dict) -> dict:
+    """The reference configuration searching these ranges only: kind (IntegerParameterRanges, ...) -> one range."""
     raw = copy.deepcopy(REFERENCE)
-    raw["ParameterRanges"] = {kind: [item]}
+    raw["ParameterRanges"] = {kind: [item] for kind, item in ranges.items()}
     return raw
+
+
+def with_range(kind: str, item: dict) -> dict:
+    return with_ranges(**{kind: item})
 
 
 def refused(raw: dict, *fragments: str) -> str:
@@ -100,11 +105,10 @@ def test_a_key_the_estimator_does_not_use_is_refused():
 
 
 def test_estimator_specific_keys_are_checked_against_every_estimator_the_search_can_pick():
-    raw = copy.deepcopy(REFERENCE)
-    raw["ParameterRanges"] = {
-        "IntegerParameterRanges": [{"Name": "num_leaves", "MinValue": "8", "MaxValue": "64"}],
-        "CategoricalParameterRanges": [{"Name": "estimator", "Values": ["lightgbm", "xgboost"]}],
-    }
+    raw = with_ranges(
+        IntegerParameterRanges={"Name": "num_leaves", "MinValue": "8", "MaxValue": "64"},
+        CategoricalParameterRanges={"Name": "estimator", "Values": ["lightgbm", "xgboost"]},
+    )
     refused(raw, "num_leaves", "with estimator 'xgboost'", "lightgbm only")
 
 
@@ -153,11 +157,10 @@ def test_a_fractional_integer_bound_is_refused():
 
 
 def test_a_hyperparameter_tuned_twice_is_refused():
-    raw = copy.deepcopy(REFERENCE)
-    raw["ParameterRanges"] = {
-        "IntegerParameterRanges": [{"Name": "max_depth", "MinValue": "2", "MaxValue": "6"}],
-        "CategoricalParameterRanges": [{"Name": "max_depth", "Values": ["3", "4"]}],
-    }
+    raw = with_ranges(
+        IntegerParameterRanges={"Name": "max_depth", "MinValue": "2", "MaxValue": "6"},
+        CategoricalParameterRanges={"Name": "max_depth", "Values": ["3", "4"]},
+    )
     refused(raw, "CategoricalParameterRanges[max_depth]", "already tuned")
 
 

@@ -109,12 +109,12 @@ class ColumnProfile:
     not_numbers: tuple[str, ...] = ()  # the present values that are not finite numbers
 
     @property
-    def present(self) -> int:
-        return self.rows - self.missing
-
-    @property
     def distinct(self) -> int:
         return len(self.counts)
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.missing
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,12 @@ class ColumnDraft:
     capped: bool = False
 
 
+# TargetDraft and Draft are plain field lists; the repetition tool pairs them by shape alone (names and types
+# differ), and no shared code would make them clearer.
 @dataclass(frozen=True)
 class TargetDraft:
+    """The target column's verdict: the problem type it implies, its classes and how often each occurs."""
+
     name: str
     problem_type: str
     classes: tuple[str, ...]
@@ -144,6 +148,8 @@ class TargetDraft:
 
 @dataclass(frozen=True)
 class Draft:
+    """The whole draft: the target, every column's verdict and what the table says about itself."""
+
     rows: int
     target: TargetDraft
     columns: tuple[ColumnDraft, ...]

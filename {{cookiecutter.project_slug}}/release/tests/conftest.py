@@ -104,14 +104,21 @@ def project():
 
 
 # The SageMaker quotas of an account, for moto's Service Quotas (which knows only the vpc service):
-# name -> (quota code, default value). Codes are made up; names follow AWS's "<type> for <usage>" pattern.
+# name -> (quota code, default value). Codes are made up (L-TEST0001, ...); names follow AWS's "<type> for
+# <usage>" pattern.
 SAGEMAKER_QUOTAS = {
-    "ml.m5.large for endpoint usage": ("L-TEST0001", 12.0),
-    "ml.m5.xlarge for endpoint usage": ("L-TEST0002", 12.0),
-    "ml.c5.large for endpoint usage": ("L-TEST0003", 0.0),
-    "ml.m5.large for processing job usage": ("L-TEST0004", 4.0),
-    "ml.m5.xlarge for training job usage": ("L-TEST0005", 2.0),
-    "ml.m5.xlarge for spot training job usage": ("L-TEST0006", 2.0),
+    name: (f"L-TEST{number:04d}", value)
+    for number, (name, value) in enumerate(
+        {
+            "ml.m5.large for endpoint usage": 12.0,
+            "ml.m5.xlarge for endpoint usage": 12.0,
+            "ml.c5.large for endpoint usage": 0.0,
+            "ml.m5.large for processing job usage": 4.0,
+            "ml.m5.xlarge for training job usage": 2.0,
+            "ml.m5.xlarge for spot training job usage": 2.0,
+        }.items(),
+        start=1,
+    )
 }
 APPLIED_QUOTAS: dict[str, float] = {}  # quota code -> applied value (an increase), per test
 
