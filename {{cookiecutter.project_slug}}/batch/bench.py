@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from model.common import paths
-from model.inference.bench import memory_mb
+from model.inference.bench import memory_mb, peak_rss_by_process_mb
 from model.inference.local_server import process_tree
 
 BUILD = paths.REPO_ROOT / "build" / "bench" / "batch"
@@ -105,21 +105,31 @@ def hyperparameters() -> dict:
 
 
 class PeakSampler:
-    """Peak RSS (and PSS) of a process and, separately, of the model server under it, every 100 ms."""
+    """Peak RSS of a process and, separately, of the model server under it (the kernel's VmHWM of each process, read
+    every 100 ms: the server's processes end with the job); the server's PSS every second, as reading it walks the
+    page tables and stalls the process read."""
 
     def __init__(self, pid: int):
         self.pid = pid
         self.client = self.server_rss = self.server_pss = 0.0
+        self.server_peaks: dict[int, float] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        ticks = 0
         while not self.stop.is_set():
             tree = process_tree(self.pid)
-            self.client = max(self.client, memory_mb([self.pid])[0])
-            rss, pss = memory_mb(tree[1:])
-            self.server_rss, self.server_pss = max(self.server_rss, rss), max(self.server_pss, pss)
+            self.client = max(self.client, peak_rss_by_process_mb([self.pid]).get(self.pid, 0.0))
+            for pid, peak in peak_rss_by_process_mb(tree[1:]).items():
+                self.server_peaks[pid] = max(peak, self.server_peaks.get(pid, 0.0))
+            self.server_rss = max(
+                self.server_rss, sum(self.server_peaks[pid] for pid in tree[1:] if pid in self.server_peaks)
+            )
+            if ticks % 10 == 0:
+                self.server_pss = max(self.server_pss, memory_mb(tree[1:])[1])
+            ticks += 1
             self.stop.wait(0.1)
 
     def close(self) -> None:

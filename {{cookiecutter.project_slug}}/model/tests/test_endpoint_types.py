@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from model.inference.bench import peak_rss_by_process_mb
+from model.inference.local_server import process_tree
 from model.tests.fixtures_inference import csv_body, feature_rows
 from model.tests.serving import Server, invoke, request
 
@@ -40,18 +42,7 @@ def body_of_size(limit: int) -> tuple[bytes, int]:
 
 def peak_rss_mb(pid: int) -> float:
     """The largest resident set any process of the server reached (VmHWM of the parent and its workers)."""
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.is_file():
-        pids += [int(p) for p in children.read_text().split()]
-    peaks = []
-    for each in pids:
-        status = Path(f"/proc/{each}/status")
-        if status.is_file():
-            line = next((x for x in status.read_text().splitlines() if x.startswith("VmHWM:")), "")
-            if line:
-                peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks, default=0.0)
+    return max(peak_rss_by_process_mb(process_tree(pid)).values(), default=0.0)
 
 
 @pytest.fixture(scope="module")
