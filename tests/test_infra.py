@@ -1,7 +1,9 @@
-"""The generated CloudFormation stacks of every variant: cfn-lint, checkov and infra/tests report nothing.
+"""The generated CloudFormation stacks of every variant: checkov and infra/tests report nothing.
 
 Every variant's cookiecutter bake (the session's ``bakes``; copier's output is compared with it elsewhere)
 is grouped by the content of infra/ and monitoring/alarms/, so each tool runs once per distinct set of stacks.
+cfn-lint runs inside infra/tests (test_stacks.py lints every template of infra/lib). The group of the
+repository tests/test_release_upgrade.py updates runs infra/tests there, in its whole `make test`, not here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.baking import variant_id
+from tests.baking import UPGRADE_ANSWERS, bake_cookiecutter, variant_id
 from tests.conftest import VARIANTS
 
 HASHED_FOLDERS = ("infra", "monitoring/alarms")
@@ -93,41 +95,61 @@ def test_every_variant_is_baked_and_grouped(infra_groups, capsys):
         assert sorted(p.name for p in (group.project / "infra" / "lib").glob("*.yaml"))
 
 
-def test_cfn_lint_reports_nothing(infra_groups, aws_venv):
-    cfn_lint = aws_venv / "bin" / "cfn-lint"
+def distinct_templates(groups: list[InfraGroup], folder: Path) -> dict[str, list[str]]:
+    """Copy each distinct infra/lib template of the groups into folder once: file name -> variants it serves.
 
-    def command(project: Path) -> list[str]:
-        return [str(cfn_lint), *sorted(str(p) for p in (project / "infra" / "lib").glob("*.yaml"))]
-
-    failures = run_everywhere(infra_groups, command, timeout=300)
-    assert not failures, "\n\n".join(failures)
-
-
-def test_checkov_fails_no_check(infra_groups, checkov_bin):
-    def command(project: Path) -> list[str]:
-        return [
-            str(checkov_bin),
-            "--directory",
-            "infra/lib",
-            "--config-file",
-            "infra/.checkov.yaml",
-            "--framework",
-            "cloudformation",
-            "--compact",
-            "--quiet",
-            "--skip-download",
-        ]
-
-    failures = run_everywhere(infra_groups, command, timeout=600)
-    assert not failures, "\n\n".join(failures)
+    A template's content depends on few answers (the toolchain on the CI provider, the monitoring stack on the
+    problem type), so the groups share most of their templates and a scanner needs to read each only once.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    served: dict[str, list[str]] = {}
+    for group in groups:
+        for template in sorted((group.project / "infra" / "lib").glob("*.yaml")):
+            content = template.read_bytes()
+            name = f"{template.stem}-{hashlib.sha256(content).hexdigest()[:12]}.yaml"
+            if name not in served:
+                (folder / name).write_bytes(content)
+            served.setdefault(name, []).extend(group.variants)
+    return served
 
 
-def test_the_generated_infra_tests_pass(infra_groups, aws_venv):
+def test_checkov_fails_no_check(infra_groups, checkov_bin, tmp_path):
+    """One checkov run over every distinct template of every variant, with the generated configuration."""
+    configs = {(g.project / "infra" / ".checkov.yaml").read_bytes() for g in infra_groups}
+    assert len(configs) == 1, (
+        "infra/.checkov.yaml differs between variants: scan each configuration on its own"
+    )
+    served = distinct_templates(infra_groups, tmp_path / "templates")
+    (tmp_path / ".checkov.yaml").write_bytes(configs.pop())
+    command = [str(checkov_bin), "--directory", "templates", "--config-file", ".checkov.yaml"]
+    command += ["--framework", "cloudformation", "--compact", "--quiet", "--skip-download"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    failed = sorted(name for name in served if name in result.stdout)
+    variants = sorted({variant for name in failed for variant in served[name]})
+    assert result.returncode == 0, (
+        f"checkov failed (exit {result.returncode}) on {', '.join(failed) or 'the templates'}, serving "
+        f"{variants}:\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
+    )
+
+
+def upgrade_group(groups: list[InfraGroup], template: Path, tmp_path: Path) -> InfraGroup | None:
+    """The group whose infra/ is that of tests/test_release_upgrade.py's repository (its answers)."""
+    answers = {key: value for key, value in UPGRADE_ANSWERS.items() if key != "project_name"}
+    digest = infra_digest(bake_cookiecutter(template, answers, tmp_path / "upgrade-answers"))
+    return next((group for group in groups if group.digest == digest), None)
+
+
+def test_the_generated_infra_tests_pass(infra_groups, aws_venv, template_repo, tmp_path):
     """infra/tests of each distinct bake in the AWS environment (contracts, alarms, moto smoke deployment)."""
     python = aws_venv / "bin" / "python"
 
     def command(project: Path) -> list[str]:
         return [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "infra/tests"]
 
-    failures = run_everywhere(infra_groups, command, timeout=900)
+    covered = upgrade_group(infra_groups, template_repo, tmp_path)
+    groups = [group for group in infra_groups if group is not covered]
+    failures = run_everywhere(groups, command, timeout=900)
     assert not failures, "\n\n".join(failures)
+    assert covered is not None, (
+        "no group holds the upgraded repository's answers: its infra/tests ran nowhere"
+    )

@@ -20,7 +20,7 @@ import copier
 import pytest
 import yaml
 
-from tests.baking import ANSWERS_FILE, GIT_IDENTITY, ROOT, git, template_source_files
+from tests.baking import ANSWERS_FILE, GIT_IDENTITY, ROOT, UPGRADE_ANSWERS, git, template_source_files
 from tests.test_generated_project import make
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -28,11 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 RELEASE = re.compile(r"^## \[(?P<version>\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", re.MULTILINE)
 COMMIT = re.compile(r"^Commit: `(?P<commit>[0-9a-f]{7,40})`", re.MULTILINE)
 CONFLICT = re.compile(rb"^<<<<<<< before updating", re.MULTILINE)
-ANSWERS = {
-    "project_name": "Fraud Score",
-    "problem_type": "binary_classification",
-    "ci_provider": "codepipeline",
-}
+ANSWERS = UPGRADE_ANSWERS
 
 
 def released() -> list[tuple[str, str]]:
