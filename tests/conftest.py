@@ -82,17 +82,41 @@ class Baked:
 
 @pytest.fixture(scope="session")
 def bakes(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Baked]:
-    """Every variant baked once by each tool; the tests below only read these trees."""
-    out = tmp_path_factory.mktemp("bakes")
-    result = {}
-    for answers in VARIANTS:
-        name = variant_id(answers)
-        result[name] = Baked(
+    """Every variant baked once by each tool; the tests below only read these trees.
+
+    Under pytest-xdist the first worker to ask bakes them into the run's shared temporary folder and the other
+    reuses them (the trees are only read), so the 24 bakes happen once per run, not once per worker.
+    """
+    from filelock import FileLock
+
+    def bake_all(out: Path) -> None:
+        for answers in VARIANTS:
+            name = variant_id(answers)
+            bake_cookiecutter(template_repo, answers, out / "cookiecutter" / name)
+            bake_copier(template_repo, answers, out / "copier" / name)
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        out = tmp_path_factory.getbasetemp().parent / "bakes"  # the folder all workers of this run share
+        with FileLock(f"{out}.lock"):
+            if not (out / ".complete").exists():
+                bake_all(out)
+                (out / ".complete").touch()
+    else:
+        out = tmp_path_factory.mktemp("bakes")
+        bake_all(out)
+
+    def project(tool: str, name: str) -> Path:
+        (tree,) = (out / tool / name).iterdir()  # the project folder, named after its slug
+        return tree
+
+    return {
+        variant_id(answers): Baked(
             answers=answers,
-            cookiecutter=bake_cookiecutter(template_repo, answers, out / "cookiecutter" / name),
-            copier=bake_copier(template_repo, answers, out / "copier" / name),
+            cookiecutter=project("cookiecutter", variant_id(answers)),
+            copier=project("copier", variant_id(answers)),
         )
-    return result
+        for answers in VARIANTS
+    }
 
 
 def cache_root() -> Path:
