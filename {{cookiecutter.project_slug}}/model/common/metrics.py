@@ -14,17 +14,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn import metrics as skm
 
 from model.common.data_contract import Schema
 
 GATE_KINDS = ("min", "max", "max_abs")
 
 
+def _sklearn_metrics():
+    """scikit-learn's metrics, imported on first use: the import takes about a second, and the jobs that only read
+    the gates (prepare, the data-quality checks, the model card) never compute a metric."""
+    from sklearn import metrics
+
+    return metrics
+
+
 def quality_metrics(
     schema: Schema, y_true: np.ndarray, values: np.ndarray, probabilities: np.ndarray | None = None
 ) -> dict[str, float]:
     """y_true and values are class indices (classification) or numbers (regression)."""
+    skm = _sklearn_metrics()
     if schema.problem_type == "regression":
         return {
             "rmse": float(math.sqrt(skm.mean_squared_error(y_true, values))),
@@ -76,6 +84,7 @@ def bias_metrics(
     """Pre-training (CI, DPL) and, with predictions, post-training (DPPL, DI, AD, RD, SD) metrics per facet."""
     from fairlearn.metrics import MetricFrame, selection_rate
 
+    skm = _sklearn_metrics()
     label = positive_outcome(schema, y_true)
     predicted = positive_outcome(schema, y_pred) if y_pred is not None else None
     report: dict[str, dict[str, float]] = {}
