@@ -1,5 +1,6 @@
-"""Fixtures every test folder shares: one moto server per session on 127.0.0.1, and a clean AWS environment
-pointing at it for each test that asks (fake credentials, one attempt per call, no profile, a reset moto state)."""
+"""Fixtures every test folder shares: one moto server per session on 127.0.0.1, a clean AWS environment pointing at
+it for each test that asks (fake credentials, one attempt per call, no profile, a reset moto state), and one
+botocore loader for the whole run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,29 @@ from pathlib import Path
 import pytest
 
 NO_FILE = Path(__file__).resolve().parent / "does-not-exist"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_service_models():
+    """Every botocore session of the run reads the AWS service models through one loader, so each model (the
+    SageMaker API's is megabytes of JSON) is parsed once per run. The tests create clients on fresh sessions
+    thousands of times; parsing the models again for each was half of the AWS tests' time."""
+    try:
+        import botocore.session
+    except ImportError:  # the inference environment has no AWS SDK
+        yield
+        return
+    original = botocore.session.create_loader
+    loaders: dict = {}
+
+    def create_loader(search_path_string=None):
+        if search_path_string not in loaders:
+            loaders[search_path_string] = original(search_path_string)
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = create_loader
+    yield
+    botocore.session.create_loader = original
 
 
 @pytest.fixture(scope="session")
