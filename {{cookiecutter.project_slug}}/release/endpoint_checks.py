@@ -36,6 +36,7 @@ CSV, JSON = "text/csv", "application/json"
 BATCH_ROWS = 5
 TIMEOUT_SECONDS = 60.0  # SageMaker's own limit for one invocation
 ASYNC_POLL_SECONDS = 2.0
+REQUESTS = 50  # timed single-row requests by default
 ASYNC_REQUESTS = 5  # timed async requests by default: each is an S3 round trip through the queue
 
 
@@ -343,27 +344,37 @@ def build_transport(args: argparse.Namespace, endpoint_name: str, region: str, e
     return AsyncTransport(sagemaker, runtime, session.client("s3"), endpoint_name, bucket, block["input_path"], timeout)
 
 
+def timing_plan(transport, env, requests: int | None, p99_ms: float) -> tuple[int, float]:
+    """How many single-row requests to time, and the p99 limit in ms: given ones win; else an async endpoint times
+    ASYNC_REQUESTS against its oldest-request alarm (the answer timeout), any other REQUESTS against the latency
+    alarm."""
+    if isinstance(transport, AsyncTransport):
+        return requests or ASYNC_REQUESTS, p99_ms or transport.timeout * 1000
+    return requests or REQUESTS, p99_ms or env.latency_p99_ms
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="staging", help="environment whose endpoint and thresholds to use")
     parser.add_argument("--url", default="", help="test a server at this URL instead of the SageMaker endpoint")
     parser.add_argument("--endpoint-name", default="", help="override the endpoint name of the environment file")
     parser.add_argument("--region", default="", help="override the region of the environment file")
-    parser.add_argument("--requests", type=int, default=50, help="single-row requests timed for the latency check")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help=f"single-row requests timed for the latency check (default {REQUESTS}; async endpoint {ASYNC_REQUESTS})",
+    )
     parser.add_argument("--p99-ms", type=float, default=0, help="p99 limit (default: the environment's alarm)")
     args = parser.parse_args(argv)
     try:
-        if args.requests < 1:
-            raise ReleaseError(f"--requests {args.requests}: give at least 1", "e.g. --requests 50")
+        if args.requests is not None and args.requests < 1:
+            raise ReleaseError(f"--requests {args.requests}: give at least 1", f"e.g. --requests {REQUESTS}")
         env = load_environment(args.env)
         schema = load_schema()
         transport = build_transport(args, args.endpoint_name or env.endpoint_name, env.region, env)
-        limit = args.p99_ms or env.latency_p99_ms
-        if isinstance(transport, AsyncTransport):
-            limit = args.p99_ms or env.data["endpoint"]["async"]["oldest_request_alarm_seconds"] * 1000
-            args.requests = min(args.requests, ASYNC_REQUESTS) if args.requests == 50 else args.requests
-        print(f"testing {transport.name} ({args.env}), {args.requests} timed requests, p99 limit {limit:.0f} ms")
-        results = run_checks(transport, schema, args.requests, limit)
+        requests, limit = timing_plan(transport, env, args.requests, args.p99_ms)
+        print(f"testing {transport.name} ({args.env}), {requests} timed requests, p99 limit {limit:.0f} ms")
+        results = run_checks(transport, schema, requests, limit)
     except ReleaseError as exc:
         print(f"error: {exc}")
         return 2

@@ -237,6 +237,15 @@ def test_async_mode_submits_through_s3_and_checks_the_answers_of_the_real_server
     assert failures == len(endpoint_checks.bad_requests(SCHEMA))  # each bad request landed at the failure path
 
 
+def test_the_timed_requests_and_the_limit_follow_the_endpoint_type_unless_given():
+    env = load_environment("staging")
+    realtime = endpoint_checks.SageMakerTransport(None, None, "e")
+    queued = endpoint_checks.AsyncTransport(None, None, None, "e", "b", "in/", timeout=900)
+    assert endpoint_checks.timing_plan(realtime, env, None, 0) == (endpoint_checks.REQUESTS, env.latency_p99_ms)
+    assert endpoint_checks.timing_plan(queued, env, None, 0) == (endpoint_checks.ASYNC_REQUESTS, 900_000)
+    assert endpoint_checks.timing_plan(queued, env, 50, 2500) == (50, 2500)  # an explicit 50 stays 50
+
+
 def test_an_async_answer_that_never_comes_times_out_and_a_5xx_failure_is_not_a_refusal(aws):
     bucket = "async-timeouts"
     s3, runtime = client("s3"), client("sagemaker-runtime")
