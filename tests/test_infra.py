@@ -2,9 +2,9 @@
 
 Every variant's cookiecutter bake (the session's ``bakes``; copier's output is compared with it elsewhere)
 is grouped by the content of infra/ and monitoring/alarms/. checkov reads every distinct template once;
-infra/tests (which also runs cfn-lint on every template of infra/lib) runs in the fewest groups that hold every
-distinct file, counting the repository tests/test_release_upgrade.py updates, which runs infra/tests in its
-whole `make test`.
+infra/tests (which also runs cfn-lint on every template of infra/lib) runs in the fewest groups that hold
+every distinct file, counting the repository tests/test_release_upgrade.py updates, which runs infra/tests
+in its whole `make test`.
 """
 
 from __future__ import annotations
