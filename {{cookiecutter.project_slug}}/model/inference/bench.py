@@ -6,11 +6,16 @@ It starts serve.py on 127.0.0.1 exactly as the container does, then runs a bound
 1000-row CSV requests: with wrk (and a small Lua script for the POST body) when it is installed, otherwise with
 the built-in keep-alive client (a fixed number of requests over a fixed number of connections). Latency is
 reported as p50, p99, p99.9 and the largest (max): the tail is where a shared machine, a stalled worker or an
-uneven spread of connections shows. Cold start is
-the median over a few starts of the time from process start to the first 200 on /ping. Peak RSS is sampled
-across the server's process tree during the load. The install size is that of `pip install --no-compile` of
-requirements.txt into a cached folder, before and after the pruning the Dockerfile does.
-Figures from a shared or busy machine are noisy: compare runs made on the same machine, back to back.
+uneven spread of connections shows. Cold start is the median over a few starts of the time from process start to
+the first 200 on /ping. Peak RSS is each server process's own peak as the kernel records it (VmHWM), summed, so
+nothing samples the server under load; PSS is read between loads. The install size is that of
+`pip install --no-compile` of requirements.txt into a cached folder, before and after the pruning the Dockerfile
+does.
+
+It also says where the server's CPU per request goes: SageMaker's handlers (input_fn, predict_fn, output_fn) are
+timed in this process on the same two bodies and the same artifact, and the rest of the measured CPU per request
+is the HTTP server, the kernel and the log line. A model that is slow to score shows in predict_fn, a wide table in
+input_fn. Figures from a shared or busy machine are noisy: compare runs made on the same machine, back to back.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from pathlib import Path
 
 from model.common import paths
-from model.inference import serve
+from model.inference import predictor, serve
 from model.inference.local_server import LocalServer, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -41,6 +47,8 @@ PING_TIMEOUT = 30.0
 # What the Dockerfile removes after `pip install` (test suites and onnxruntime's offline tooling).
 IMAGE_PRUNED = ("numpy/**/tests", "onnxruntime/quantization", "onnxruntime/transformers", "onnxruntime/tools")
 PERCENTILES = (("p50_ms", 50), ("p99_ms", 99), ("p999_ms", 99.9))
+HANDLERS = ("input_fn", "predict_fn", "output_fn")
+LOADS = (("single_row", "single-row"), ("rows_1000", "1000-row"))
 # wrk's summary prints only a few fixed percentiles: this hook prints the ones above and the maximum, in microseconds.
 WRK_DONE = (
     "done = function(summary, latency, requests)\n"
@@ -252,6 +260,39 @@ def benchmark(
     return figures
 
 
+def handler_ms(model_dir: Path, body: bytes, *, seconds: float = 0.05, repeats: int = 5) -> dict[str, float]:
+    """Milliseconds each SageMaker handler takes on one CSV request body, timed in this process.
+
+    Each handler runs in batches of about `seconds`; the best batch of `repeats` counts (noise only adds time).
+    """
+    scorer = predictor.model_fn(str(model_dir))
+    columns = predictor.input_fn(body, "text/csv", scorer.schema)
+    predictions = predictor.predict_fn(columns, scorer)
+    calls = {
+        "input_fn": lambda: predictor.input_fn(body, "text/csv", scorer.schema),
+        "predict_fn": lambda: predictor.predict_fn(columns, scorer),
+        "output_fn": lambda: predictor.output_fn(predictions, "text/csv"),
+    }
+    timings = {}
+    for name in HANDLERS:
+        timer = timeit.Timer(calls[name])
+        once = max(timer.timeit(1), 1e-7)
+        number = max(1, int(seconds / once))
+        timings[name] = min(timer.repeat(repeats, number)) / number * 1000
+    return timings
+
+
+def cpu_breakdown(figures: dict) -> dict[str, dict[str, float]]:
+    """Per load: each handler's ms, the rest of the measured server CPU per request (HTTP server, kernel, log
+    line; never below 0) and that CPU itself."""
+    out = {}
+    for load, _ in LOADS:
+        handlers = figures["handlers_ms"][load]
+        cpu = figures[load]["server_cpu_ms_per_request"]
+        out[load] = {**handlers, "rest": max(0.0, cpu - sum(handlers.values())), "server_cpu": cpu}
+    return out
+
+
 def install_size(requirements: Path, cache: Path = BUILD) -> dict:
     """Size of `pip install --no-compile -r requirements` (cached by content), and after the image's pruning."""
     key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
@@ -378,6 +419,20 @@ def print_table(figures: dict) -> None:
     print(f"load: {single['client']} client, {figures['connections']} connections")
     for name, value in lines:
         print(f"  {name:<{width}}  {value}")
+    if "handlers_ms" in figures:
+        print_breakdown(cpu_breakdown(figures))
+
+
+def print_breakdown(breakdown: dict[str, dict[str, float]]) -> None:
+    columns = [*HANDLERS, "rest", "server_cpu"]
+    print(
+        "where the server CPU per request goes, in ms (handlers timed in this process; rest: HTTP server, "
+        "kernel, log line)"
+    )
+    print(f"  {'':<10}" + "".join(f"{name:>12}" for name in columns))
+    for load, label in LOADS:
+        digits = 3 if load == "single_row" else 2
+        print(f"  {label:<10}" + "".join(f"{breakdown[load][name]:>12.{digits}f}" for name in columns))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         use_wrk=not args.no_wrk,
     )
     figures["connections"] = args.connections
+    figures["handlers_ms"] = {"single_row": handler_ms(model_dir, single), "rows_1000": handler_ms(model_dir, batch)}
     if not args.skip_install_size:
         figures["install"] = install_size(HERE / "requirements.txt")
     print_table(figures)
