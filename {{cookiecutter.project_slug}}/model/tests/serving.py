@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import http.client
 import os
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from model.common import paths
 from model.inference import serve
 from model.inference.local_server import LocalServer
 
@@ -15,6 +19,23 @@ START_TIMEOUT = 20.0
 # from its own interpreter, which has more libraries than the image.
 PYTHON = os.environ.get("INFERENCE_PYTHON") or sys.executable
 REQUEST_TIMEOUT = 10.0
+SCRIPT_TIMEOUT = 300.0
+
+
+def run_benchmark(module: str, *args: str) -> str:
+    """`python -m module args` from the repository root as `make` runs it, with the server's interpreter given
+    (INFERENCE_PYTHON); fails the test with the end of its output unless it exits 0, else returns its stdout."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        cwd=paths.REPO_ROOT,
+        env={**os.environ, "INFERENCE_PYTHON": PYTHON},
+    )
+    if result.returncode != 0:
+        pytest.fail(f"python -m {module} exited {result.returncode}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return result.stdout
 
 
 class Server(LocalServer):

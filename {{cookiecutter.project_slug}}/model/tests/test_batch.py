@@ -6,8 +6,6 @@ import csv
 import io
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +18,8 @@ from batch.transform import (
     SettingsError,
     TransformSettings,
 )
-from model.common import paths
 from model.tests.fixtures_inference import feature_records, feature_rows
-from model.tests.serving import PYTHON, Server
+from model.tests.serving import PYTHON, Server, run_benchmark
 
 pytest_plugins = ("model.tests.fixtures_inference",)
 pytestmark = pytest.mark.slow
@@ -337,13 +334,7 @@ def test_explain_adds_attributions_keyed_by_line_that_add_up(model_dir, server, 
 
 def test_the_batch_benchmark_runs_on_a_small_table(tmp_path):
     """`python -m batch.bench` (the 1M-row comparison in the README) end to end on 3,000 rows and a small artifact."""
-    command = [sys.executable, "-m", "batch.bench", "--rows", "3000", "--train-rows", "800", "--python", PYTHON]
-    result = subprocess.run(
-        [*command, "--work", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=paths.REPO_ROOT,
+    stdout = run_benchmark(
+        "batch.bench", "--rows", "3000", "--train-rows", "800", "--python", PYTHON, "--work", str(tmp_path)
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "in-process scikit-learn" in result.stdout and "rows/s" in result.stdout
+    assert "in-process scikit-learn" in stdout and "rows/s" in stdout

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from model.common import paths
 from model.inference import bench
-from model.tests.serving import PYTHON
+from model.tests.serving import run_benchmark
 
 pytestmark = pytest.mark.slow
 
 
 def test_bench_measures_the_server_and_says_where_its_cpu_goes(trained, tmp_path):
     figures_path = tmp_path / "figures.json"
-    command = [sys.executable, "-m", "model.inference.bench", "--model-dir", str(trained.model_dir)]
-    command += ["--no-wrk", "--requests", "400", "--connections", "4", "--skip-install-size"]
-    result = subprocess.run(
-        [*command, "--json", str(figures_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=paths.REPO_ROOT,
-        env={**os.environ, "INFERENCE_PYTHON": PYTHON},  # the server runs from the inference image's environment
+    stdout = run_benchmark(
+        "model.inference.bench",
+        *("--model-dir", str(trained.model_dir), "--no-wrk", "--requests", "400", "--connections", "4"),
+        *("--skip-install-size", "--json", str(figures_path)),
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     figures = json.loads(figures_path.read_text())
     loads = ("single_row", "single_row_one_connection", "rows_1000")
     assert all(figures[load]["errors"] == 0 and figures[load]["requests"] > 0 for load in loads)
@@ -43,8 +33,8 @@ def test_bench_measures_the_server_and_says_where_its_cpu_goes(trained, tmp_path
     for load, label in bench.LOADS:
         row = breakdown[load]
         assert row["rest"] >= 0 and row["server_cpu"] == figures[load]["server_cpu_ms_per_request"]
-        assert any(line.split()[:1] == [label] for line in result.stdout.splitlines()), result.stdout
-    assert "where the server CPU per request goes" in result.stdout
+        assert any(line.split()[:1] == [label] for line in stdout.splitlines()), stdout
+    assert "where the server CPU per request goes" in stdout
 
 
 def test_the_breakdown_never_reports_a_negative_rest():
