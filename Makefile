@@ -32,9 +32,9 @@ test: setup ## run every test: bake matrix, parity, bad answers, updates, genera
 test-quick: setup ## the inner loop (about a minute): questions, bad answers, every variant baked by both tools, updates
 	"$(BIN)/python" -m pytest tests/test_questions.py tests/test_bad_answers.py tests/test_bake_matrix.py tests/test_update.py
 
-lint: setup ## ruff on the template's own code (hooks, scripts, tests, fleet, catalog); copier.yml must match cookiecutter.json
-	"$(BIN)/ruff" check hooks scripts tests fleet catalog
-	"$(BIN)/ruff" format --check hooks scripts tests fleet catalog
+lint: setup ## ruff on the template's own code (hooks, scripts, tests, fleet, catalog, benchmarks); copier.yml must match cookiecutter.json
+	"$(BIN)/ruff" check hooks scripts tests fleet catalog benchmarks
+	"$(BIN)/ruff" format --check hooks scripts tests fleet catalog benchmarks
 	"$(BIN)/python" scripts/generate_copier_yml.py --check
 
 generate: setup ## bake a demo repository into build/demo and run its main job; ANSWERS="problem_type=regression ..."
