@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -168,6 +169,17 @@ def test_generated_python_passes_ruff_with_the_projects_config(bakes, name):
     assert check.returncode == 0, check.stdout + check.stderr
     form = run_ruff(project, "format", "--check")
     assert form.returncode == 0, form.stdout + form.stderr
+
+
+def test_the_templates_own_code_passes_ruff():
+    """`make lint`'s ruff on the template's own code (the folders its Makefile names), so CI enforces it."""
+    root = Path(__file__).resolve().parents[1]
+    folders = re.search(r'ruff" check (.+)$', (root / "Makefile").read_text(), re.MULTILINE).group(1).split()
+    assert "benchmarks" in folders and "tests" in folders, folders
+    for args in (("check",), ("format", "--check")):
+        command = [sys.executable, "-m", "ruff", *args, "--no-cache", *folders]
+        result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("name", IDS)
