@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -251,43 +252,76 @@ def breakdown_table(bench, ours: dict, reference: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options this script and floors.py share: which model to bake and the load to put on it."""
     parser.add_argument(
         "--problem-type",
         default="binary_classification",
         choices=["binary_classification", "multiclass_classification", "regression"],
     )
-    parser.add_argument(
-        "--workers", type=int, default=2, help="workers for each stack (default: %(default)s)"
-    )
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; each stack keeps its best")
     parser.add_argument(
         "--no-wrk", action="store_true", help="use bench.py's built-in client even if wrk exists"
     )
+
+
+def load_settings(args: argparse.Namespace) -> dict:
+    """bench.benchmark's load keywords from the shared options."""
+    return {
+        "connections": args.connections,
+        "duration": args.duration,
+        "requests": 20000,
+        "use_wrk": not args.no_wrk,
+    }
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A baked project with its model fitted once and exported both ways, and the two request bodies."""
+
+    project: Path
+    onnx_dir: Path
+    joblib_dir: Path
+    data_path: Path
+    schema: dict
+    single: bytes
+    batch: bytes
+
+
+def prepare(problem_type: str, work: Path) -> Prepared:
+    """Bake, fit, export, and move into the baked root: serve.py runs as `python -m model.inference.serve`,
+    which finds the package from there, and `model.inference.bench` imports from it afterwards."""
+    project = bake(problem_type, work / "bake")
+    onnx_dir, joblib_dir, data_path = build_models(project, work)
+    os.chdir(project)
+    from model.inference import bench  # the generated repository's own load tools
+
+    schema = json.loads((onnx_dir / "schema.json").read_text())
+    single = (bench.csv_rows(schema, data_path, 1)[0] + "\n").encode()
+    batch = ("\n".join(bench.csv_rows(schema, data_path, 1000)) + "\n").encode()
+    return Prepared(project, onnx_dir, joblib_dir, data_path, schema, single, batch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_load_options(parser)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="workers for each stack (default: %(default)s)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; each stack keeps its best")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where summary.json/.md go")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+    load = load_settings(args)
 
     with tempfile.TemporaryDirectory(prefix="compare-serving-") as tmp:
         work = Path(tmp)
-        project = bake(args.problem_type, work / "bake")
-        onnx_dir, joblib_dir, data_path = build_models(project, work)
-        # serve.py runs as `python -m model.inference.serve`, which finds the package from the baked root.
-        args.out = args.out.resolve()
-        os.chdir(project)
-        from model.inference import bench  # the generated repository's own load tools
+        prepared = prepare(args.problem_type, work)
+        from model.inference import bench
 
-        schema = json.loads((onnx_dir / "schema.json").read_text())
-        single = (bench.csv_rows(schema, data_path, 1)[0] + "\n").encode()
-        batch = ("\n".join(bench.csv_rows(schema, data_path, 1000)) + "\n").encode()
-        load = {
-            "connections": args.connections,
-            "duration": args.duration,
-            "requests": 20000,
-            "use_wrk": not args.no_wrk,
-        }
+        project, onnx_dir, joblib_dir = prepared.project, prepared.onnx_dir, prepared.joblib_dir
+        single, batch = prepared.single, prepared.batch
         stacks = {
             "generated": bench.serve_command(onnx_dir, args.workers),
             "reference": reference_command(bench, joblib_dir, args.workers, work / "reference.log"),
@@ -303,10 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         reference["install"] = bench.install_size(REFERENCE / "requirements.txt", HERE / ".cache")
         reference["install"].pop("image_site_packages_mb")  # the pruning is the generated Dockerfile's
-        ours["handlers_ms"] = {
-            "single_row": bench.handler_ms(onnx_dir, single),
-            "rows_1000": bench.handler_ms(onnx_dir, batch),
-        }
+        ours["handlers_ms"] = bench.handlers_by_load(onnx_dir, single, batch)
 
         verdicts = compare(ours, reference, rounds)
         markdown = table(ours, reference, verdicts)

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
-import timeit
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,11 +51,11 @@ async def app(scope, receive, send):
 '''
 
 
-def best_ms(call, seconds: float = 0.1, repeats: int = 7) -> float:
-    """Milliseconds per call: the best of `repeats` batches of about `seconds` each."""
-    timer = timeit.Timer(call)
-    number = max(1, int(seconds / max(timer.timeit(1), 1e-7)))
-    return min(timer.repeat(repeats, number)) / number * 1000
+def best_ms(call) -> float:
+    """Milliseconds per call, the best of 7 batches of about 0.1 s each (the generated bench.best_ms)."""
+    from model.inference import bench
+
+    return bench.best_ms(call, seconds=0.1, repeats=7)
 
 
 def empty_app_cpu(bench, work: Path, body: bytes, load: dict) -> dict:
@@ -76,22 +74,10 @@ def empty_app_cpu(bench, work: Path, body: bytes, load: dict) -> dict:
 
     server = start(free_port())
     try:
-        bench.run_load(
-            server.port,
-            body,
-            connections=load["connections"],
-            duration=1,
-            requests=200,
-            use_wrk=load["use_wrk"],
-        )
-        before = bench.cpu_seconds(server.pids())
-        result = bench.run_load(server.port, body, **load)
-        result["server_cpu_ms_per_request"] = (
-            (bench.cpu_seconds(server.pids()) - before) * 1000 / result["requests"]
-        )
+        bench.measure_load(server, body, **{**load, "duration": 1, "requests": 200})  # warm-up
+        return bench.measure_load(server, body, **load)
     finally:
         server.stop()
-    return result
 
 
 def encoded_rows(joblib_dir: Path, project: Path, data_path: Path, n: int):
@@ -173,37 +159,20 @@ def table(rows: list[tuple[str, float | str, float | None]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--problem-type",
-        default="binary_classification",
-        choices=["binary_classification", "multiclass_classification", "regression"],
-    )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument(
-        "--no-wrk", action="store_true", help="use bench.py's built-in client even if wrk exists"
-    )
+    compare_serving.add_load_options(parser)
     parser.add_argument("--rounds", type=int, default=3, help="reference runs; its least CPU sets the budget")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where floors.json/.md go")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
-    load = {
-        "connections": args.connections,
-        "duration": args.duration,
-        "requests": 20000,
-        "use_wrk": not args.no_wrk,
-    }
+    load = compare_serving.load_settings(args)
 
     with tempfile.TemporaryDirectory(prefix="serving-floors-") as tmp:
         work = Path(tmp)
-        project = compare_serving.bake(args.problem_type, work / "bake")
-        onnx_dir, joblib_dir, data_path = compare_serving.build_models(project, work)
-        os.chdir(project)
+        prepared = compare_serving.prepare(args.problem_type, work)
         from model.inference import bench
 
-        schema = json.loads((onnx_dir / "schema.json").read_text())
-        single = (bench.csv_rows(schema, data_path, 1)[0] + "\n").encode()
-        batch = ("\n".join(bench.csv_rows(schema, data_path, 1000)) + "\n").encode()
+        onnx_dir, joblib_dir, schema = prepared.onnx_dir, prepared.joblib_dir, prepared.schema
+        single, batch = prepared.single, prepared.batch
         print("reference stack ...", file=sys.stderr, flush=True)
         reference_start = compare_serving.reference_command(bench, joblib_dir, 2, work / "reference.log")
         runs = [
@@ -212,11 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print("uvicorn with an empty app ...", file=sys.stderr, flush=True)
         empty = empty_app_cpu(bench, work, single, load)
         print("handlers, model, parsing ...", file=sys.stderr, flush=True)
-        handlers = {
-            "single_row": bench.handler_ms(onnx_dir, single),
-            "rows_1000": bench.handler_ms(onnx_dir, batch),
-        }
-        estimator, rows = encoded_rows(joblib_dir, project, data_path, 1000)
+        handlers = bench.handlers_by_load(onnx_dir, single, batch)
+        estimator, rows = encoded_rows(joblib_dir, prepared.project, prepared.data_path, 1000)
         models = model_floors(estimator, rows)
         numeric = [i for i, f in enumerate(schema["features"]) if f["type"] != "categorical"]
         parse = parse_floor_ms(batch, numeric) if numeric else 0.0

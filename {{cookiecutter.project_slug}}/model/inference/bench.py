@@ -213,6 +213,16 @@ def percentile(ordered: list[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- figures
+def measure_load(server, body: bytes, *, connections: int, duration: float, requests: int, use_wrk: bool) -> dict:
+    """One load run on a running LocalServer: run_load's figures plus the server's CPU per request."""
+    pids = server.pids()
+    before = cpu_seconds(pids)
+    result = run_load(server.port, body, connections=connections, duration=duration, requests=requests, use_wrk=use_wrk)
+    # CPU per request depends far less than throughput on what else the machine runs.
+    result["server_cpu_ms_per_request"] = (cpu_seconds(pids) - before) * 1000 / max(1, result["requests"])
+    return result
+
+
 def benchmark(
     start,
     single_row: bytes,
@@ -235,14 +245,9 @@ def benchmark(
         figures = {"cold_start_s": statistics.median(starts), "cold_start_runs_s": starts}
 
         def measure(body: bytes, connections: int, duration: float, requests: int) -> dict:
-            pids = server.pids()
-            before = cpu_seconds(pids)
-            result = run_load(
-                server.port, body, connections=connections, duration=duration, requests=requests, use_wrk=use_wrk
+            return measure_load(
+                server, body, connections=connections, duration=duration, requests=requests, use_wrk=use_wrk
             )
-            # CPU per request depends far less than throughput on what else the machine runs.
-            result["server_cpu_ms_per_request"] = (cpu_seconds(pids) - before) * 1000 / max(1, result["requests"])
-            return result
 
         measure(single_row, connections, 1, 200)  # warm-up
         figures["single_row"] = measure(single_row, connections, duration, requests)
@@ -273,13 +278,19 @@ def handler_ms(model_dir: Path, body: bytes, *, seconds: float = 0.05, repeats: 
         "predict_fn": lambda: predictor.predict_fn(columns, scorer),
         "output_fn": lambda: predictor.output_fn(predictions, "text/csv"),
     }
-    timings = {}
-    for name in HANDLERS:
-        timer = timeit.Timer(calls[name])
-        once = max(timer.timeit(1), 1e-7)
-        number = max(1, int(seconds / once))
-        timings[name] = min(timer.repeat(repeats, number)) / number * 1000
-    return timings
+    return {name: best_ms(calls[name], seconds=seconds, repeats=repeats) for name in HANDLERS}
+
+
+def handlers_by_load(model_dir: Path, single_row: bytes, batch: bytes) -> dict[str, dict[str, float]]:
+    """handler_ms for the single-row and the 1000-row body, keyed like the load figures (LOADS)."""
+    return {"single_row": handler_ms(model_dir, single_row), "rows_1000": handler_ms(model_dir, batch)}
+
+
+def best_ms(call, *, seconds: float, repeats: int) -> float:
+    """Milliseconds per call: the best of `repeats` batches of about `seconds` each (noise only adds time)."""
+    timer = timeit.Timer(call)
+    number = max(1, int(seconds / max(timer.timeit(1), 1e-7)))
+    return min(timer.repeat(repeats, number)) / number * 1000
 
 
 def cpu_breakdown(figures: dict) -> dict[str, dict[str, float]]:
@@ -462,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         use_wrk=not args.no_wrk,
     )
     figures["connections"] = args.connections
-    figures["handlers_ms"] = {"single_row": handler_ms(model_dir, single), "rows_1000": handler_ms(model_dir, batch)}
+    figures["handlers_ms"] = handlers_by_load(model_dir, single, batch)
     if not args.skip_install_size:
         figures["install"] = install_size(HERE / "requirements.txt")
     print_table(figures)
